@@ -1,0 +1,1 @@
+"""snodo: the shared record of the pool territoriali of an Ambito territoriale."""

@@ -1,0 +1,25 @@
+"""Probes for orchestrators: alive, and ready to serve (database reachable and migrated)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from app.api.deps import get_database
+from app.schemas.health import Liveness, Readiness
+from app.services.health import check_readiness
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def liveness() -> Liveness:
+    return Liveness()
+
+
+@router.get(
+    "/readyz",
+    summary="The database answers and is at the migration head",
+    responses={503: {"description": "Database unreachable or not migrated"}},
+)
+async def readiness(request: Request) -> Readiness:
+    return Readiness(migration=await check_readiness(database=get_database(request)))

@@ -1,0 +1,116 @@
+"""The database: one async engine per process, one session (and transaction) per request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event, func, select, text
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.core.problems import ProblemError
+from app.core.settings import Settings
+
+
+@dataclass
+class Database:
+    """What the app needs of PostgreSQL: a session factory, and the engine to dispose of."""
+
+    sessionmaker: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine | None = None
+
+    @classmethod
+    def from_url(cls, url: str, settings: Settings) -> Database:
+        engine = create_async_engine(
+            url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_pool_overflow,
+            pool_pre_ping=True,
+            connect_args={
+                "server_settings": {
+                    "application_name": "snodo",
+                    "statement_timeout": str(settings.db_statement_timeout_ms),
+                    "idle_in_transaction_session_timeout": "60000",
+                    "TimeZone": "UTC",
+                }
+            },
+        )
+        if settings.db_role:
+            assume_role(engine, settings.db_role)
+        return cls(sessionmaker=make_sessionmaker(engine), engine=engine)
+
+    @classmethod
+    def bound_to(cls, connection: AsyncConnection) -> Database:
+        """Sessions that join an outer transaction as savepoints: how tests isolate themselves."""
+        return cls(
+            sessionmaker=async_sessionmaker(
+                bind=connection,
+                expire_on_commit=False,
+                autoflush=False,
+                join_transaction_mode="create_savepoint",
+            )
+        )
+
+    async def dispose(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+
+
+def assume_role(engine: AsyncEngine, role: str) -> None:
+    """Every new connection of the pool switches to the restricted application role."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _set_role(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f'SET ROLE "{role}"')  # role name validated by Settings
+        cursor.close()
+
+
+ALL_AMBITI = "*"
+
+
+async def set_tenant(session: AsyncSession, ambito: uuid.UUID | str) -> None:
+    """Scope this transaction's row-level security to one ambito ('*': system work, all of them)."""
+    await session.execute(select(func.set_config("snodo.ambito_id", str(ambito), True)))
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+
+async def migration_revisions(session: AsyncSession) -> set[str]:
+    """Revisions recorded in `alembic_version`; empty when the schema was never migrated."""
+    exists = await session.scalar(text("SELECT to_regclass('alembic_version') IS NOT NULL"))
+    if not exists:
+        return set()
+    rows = await session.scalars(text("SELECT version_num FROM alembic_version"))
+    return set(rows)
+
+
+@asynccontextmanager
+async def session_scope(database: Database) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed if the block succeeds, rolled back otherwise (except for the
+    few errors whose writes are the record of the failure, see ProblemError.keeps_writes)."""
+    async with database.sessionmaker() as session:
+        try:
+            yield session
+        except ProblemError as error:
+            if error.keeps_writes:
+                await session.commit()
+            else:
+                await session.rollback()
+            raise
+        except BaseException:
+            await session.rollback()
+            raise
+        else:
+            await session.commit()

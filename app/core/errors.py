@@ -1,0 +1,175 @@
+"""RFC 9457 problem details: every error snodo returns has this shape.
+
+Domain errors (app.core.problems, raised by services) are mapped here; HTTP-level
+errors from Starlette and request validation are mapped to the same body. Nothing internal
+(stack, SQL, exception text) ever reaches a client: a 500 carries only the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.core.context import request_id_var
+from app.core.i18n import Language, negotiate_language, title_for
+from app.core.problems import (
+    PROBLEM_MEDIA_TYPE,
+    PROBLEM_TYPE_BASE,
+    Busy,
+    FieldError,
+    MalformedBody,
+    ProblemError,
+    ValidationFailed,
+    field_errors_from_pydantic,
+)
+
+logger = logging.getLogger("snodo.errors")
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    title: str,
+    type_: str = "about:blank",
+    detail: str | None = None,
+    errors: Sequence[FieldError] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    request_id = request_id_var.get()
+    body: dict[str, Any] = {"type": type_, "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+    if request_id:
+        body["request_id"] = request_id
+    if errors:
+        body["errors"] = [e.model_dump() for e in errors]
+    if extra:
+        body.update({k: v for k, v in extra.items() if k not in body})
+    body = _encodable(body)
+    response_headers = dict(headers or {})
+    if request_id:
+        response_headers["X-Request-ID"] = request_id
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=response_headers)
+
+
+def _encodable(value: Any) -> Any:
+    """Problem bodies echo field names and values the client sent: keep them valid UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
+
+
+def _language(request: Request) -> Language:
+    return negotiate_language(request.headers.get("accept-language"))
+
+
+async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProblemError)
+    language = _language(request)
+    return problem_response(
+        request,
+        status=exc.status,
+        title=exc.title(language),
+        type_=PROBLEM_TYPE_BASE + exc.slug if exc.slug else "about:blank",
+        detail=exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        extra=exc.extra,
+    )
+
+
+async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    language = _language(request)
+    detail: str | None = exc.detail if isinstance(exc.detail, str) else None
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        # Not UTF-8, numbers too long, nesting too deep: FastAPI gives up before validation.
+        return await _handle_problem(request, MalformedBody("The body could not be parsed."))
+    if detail == HTTPStatus(exc.status_code).phrase:
+        detail = None  # Starlette's default detail repeats the title
+    return problem_response(
+        request,
+        status=exc.status_code,
+        title=title_for(exc.status_code, language),
+        detail=detail,
+        headers=exc.headers,
+    )
+
+
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    language = _language(request)
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        problem: ProblemError = MalformedBody(
+            "Il JSON non è leggibile." if language == "it" else "The JSON could not be parsed.",
+            errors=field_errors_from_pydantic([e for e in raw if e.get("type") == "json_invalid"], language),
+        )
+    else:
+        problem = ValidationFailed(errors=field_errors_from_pydantic(raw, language))
+    return await _handle_problem(request, problem)
+
+
+def internal_error_response(request: Request) -> JSONResponse:
+    """The only body a client sees for a bug: a title, a hint, the request id to quote."""
+    language = _language(request)
+    return problem_response(
+        request,
+        status=500,
+        title=title_for(500, language),
+        detail=(
+            "Errore interno: indicate il request_id a chi gestisce il servizio."
+            if language == "it"
+            else "Internal error: quote the request_id to the service operators."
+        ),
+    )
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    # Backstop only: RequestContextMiddleware normally answers (and logs) first.
+    logger.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+    return internal_error_response(request)
+
+
+QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
+RETRY_AFTER_S = "5"
+
+
+async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
+    """A statement that ran out of time, or a pool with no free connection, is a 503 to retry;
+    any other database error is a bug (500)."""
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, PoolTimeout) or sqlstate == QUERY_CANCELED:
+        logger.warning("database busy", extra={"path": request.url.path, "sqlstate": sqlstate})
+        busy = Busy(
+            "The database did not answer in time; nothing was changed.",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+        return await _handle_problem(request, busy)
+    return await _handle_unexpected(request, exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ProblemError, _handle_problem)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(DBAPIError, _handle_database)
+    app.add_exception_handler(PoolTimeout, _handle_database)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,189 @@
+"""The access log: one row per read or write of dossier content, in the same transaction.
+
+The database chains each row to the previous one of the same ambito (trigger
+`snodo_audit_chain`; an ambito has 16 chains, and a row goes to the lowest one no concurrent
+transaction holds, whose head stays locked until commit); `verify` recomputes every chain.
+So that requests do not hold a chain while they work, `record` only notes the row,
+and the rows are inserted as the transaction's last statements, just before it commits
+(`before_commit` below): the lock is then held for the insert and the commit alone, and the
+chain follows commit order. The commit happens before the response is sent (SessionDep), so if
+the insert fails the request fails, and no content is ever shown without its trace. A savepoint
+rolled back takes the rows noted inside it with it, as an insert would have been.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
+
+from app.core.context import request_id_var
+from app.core.enums import AuditAction, Section
+from app.core.principal import Principal
+from app.models import AuditEvent
+
+ZERO_HASH = bytes(32)
+PURPOSE_CASEWORK = "presa_in_carico"
+_PENDING = "snodo.audit.pending"  # Session.info key: rows noted, not yet inserted
+_MARKS = "snodo.audit.marks"  # Session.info key: savepoint → rows noted before it began
+
+
+def _values(
+    principal: Principal,
+    *,
+    action: AuditAction,
+    resource_type: str,
+    now: datetime,
+    resource_id: uuid.UUID | None,
+    dossier_id: uuid.UUID | None,
+    section: Section | None,
+    purpose: str,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "ambito_id": principal.ambito_id,
+        "occurred_at": now,
+        "actor_kind": principal.kind,
+        "actor_id": principal.id,
+        "organization_id": principal.organization_id,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "dossier_id": dossier_id,
+        "section": section,
+        "purpose": purpose,
+        "request_id": request_id_var.get(),
+    }
+
+
+async def record(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    action: AuditAction,
+    resource_type: str,
+    now: datetime,
+    resource_id: uuid.UUID | None = None,
+    dossier_id: uuid.UUID | None = None,
+    section: Section | None = None,
+    purpose: str = PURPOSE_CASEWORK,
+) -> None:
+    """Note the access-log row; it is inserted just before the transaction commits."""
+    values = _values(
+        principal,
+        action=action,
+        resource_type=resource_type,
+        now=now,
+        resource_id=resource_id,
+        dossier_id=dossier_id,
+        section=section,
+        purpose=purpose,
+    )
+    session.info.setdefault(_PENDING, []).append(values)
+
+
+def _insert_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        session.execute(insert(AuditEvent), pending)
+    session.info.pop(_MARKS, None)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    _insert_pending(session)
+
+
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        session.info.setdefault(_MARKS, {})[transaction] = len(session.info.get(_PENDING, ()))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    marks = session.info.get(_MARKS, {})
+    if previous_transaction.nested and previous_transaction in marks:
+        del session.info.get(_PENDING, [])[marks.pop(previous_transaction) :]
+    elif not previous_transaction.nested:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_MARKS, None)
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    ambito_id: uuid.UUID
+    chain: int
+    seq: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    rows: int
+    chains: int
+    breaks: list[ChainBreak]
+
+    @property
+    def ok(self) -> bool:
+        return not self.breaks
+
+
+async def verify(session: AsyncSession) -> VerifyResult:
+    """Recompute every chain: hashes, links, no gaps, and the head pointing at the last row."""
+    heads = {
+        (row.ambito_id, row.chain): (row.last_seq, row.last_hash)
+        for row in await session.execute(
+            text("SELECT ambito_id, chain, last_seq, last_hash FROM audit_chain_head")
+        )
+    }
+    rows = await session.stream(
+        text(
+            "SELECT ambito_id, chain, seq, prev_hash, hash, "
+            "sha256(prev_hash || snodo_audit_canonical(e)) AS recomputed "
+            "FROM audit_event e ORDER BY ambito_id, chain, seq"
+        )
+    )
+    breaks: list[ChainBreak] = []
+    count = 0
+    current: tuple[uuid.UUID, int] | None = None
+    expected_seq, expected_prev = 1, ZERO_HASH
+    last: dict[tuple[uuid.UUID, int], tuple[int, bytes]] = {}
+    async for row in rows:
+        count += 1
+        key = (row.ambito_id, row.chain)
+        if key != current:
+            current, expected_seq, expected_prev = key, 1, ZERO_HASH
+        reasons = []
+        if row.seq != expected_seq:
+            reasons.append(f"expected row {expected_seq}: rows missing")
+        if bytes(row.prev_hash) != expected_prev:
+            reasons.append("does not link to the previous row")
+        if bytes(row.hash) != bytes(row.recomputed):
+            reasons.append("content altered after it was written")
+        breaks += [ChainBreak(row.ambito_id, row.chain, row.seq, reason) for reason in reasons]
+        expected_seq, expected_prev = row.seq + 1, bytes(row.hash)
+        last[key] = (row.seq, bytes(row.hash))
+    for (ambito_id, chain), (seq, digest) in heads.items():
+        if seq == 0 and (ambito_id, chain) not in last:
+            continue  # a chain not used yet
+        if last.get((ambito_id, chain)) != (seq, bytes(digest)):
+            breaks.append(
+                ChainBreak(ambito_id, chain, seq, "the chain head does not match the last row: rows removed")
+            )
+    return VerifyResult(rows=count, chains=len(last), breaks=breaks)
+
+
+async def dossier_log(
+    session: AsyncSession, dossier_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> list[AuditEvent]:
+    statement = select(AuditEvent).where(AuditEvent.dossier_id == dossier_id)
+    if after is not None:
+        after_seq = select(AuditEvent.seq).where(AuditEvent.id == after).scalar_subquery()
+        statement = statement.where(AuditEvent.seq > after_seq)
+    return list((await session.scalars(statement.order_by(AuditEvent.seq).limit(limit))).all())

@@ -1,0 +1,150 @@
+"""The access log: one row per read or write of dossier content, written or the request fails."""
+
+from __future__ import annotations
+
+import itertools
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.models import AuditEvent
+from app.services import audit
+from tests.intake import AS_INZAGO, AS_MELZO, DPO, SOLLEVA, Case, involve, open_case
+from tests.support import Demo
+
+
+async def rows(session: AsyncSession) -> int:
+    return await session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+
+
+@pytest.fixture
+async def case(demo: Demo, session: AsyncSession) -> Case:
+    case = await open_case(demo, session, submitter=AS_MELZO)
+    await demo.client.patch(
+        f"/api/v1/dossiers/{case.dossier_id}",
+        headers={**await demo.headers(AS_MELZO), "If-Match": '"1"'},
+        json={"case_manager_user_id": str(demo.users[AS_MELZO])},
+    )
+    return case
+
+
+async def test_every_access_leaves_exactly_one_row(demo: Demo, case: Case, session: AsyncSession) -> None:
+    headers = await demo.headers(AS_MELZO)
+    base = f"/api/v1/dossiers/{case.dossier_id}"
+    calls = [
+        ("GET", base, None),
+        ("GET", f"{base}/registry", None),
+        ("GET", f"{base}/timeline", None),
+        ("GET", f"{base}/referrals", None),
+        ("GET", f"{base}/consents", None),
+        ("GET", f"{base}/entries?section=plan", None),
+        ("POST", f"{base}/entries", {"section": "plan", "text": "Obiettivo: colloquio AFOL"}),
+        ("POST", f"{base}/transitions", {"to": "in_valutazione", "reason": "Primo colloquio"}),
+        ("GET", f"/api/v1/referrals/{case.referral_id}", None),
+        ("GET", "/api/v1/dossiers", None),
+    ]
+    for method, url, body in calls:
+        before = await rows(session)
+        response = await demo.client.request(method, url, headers=headers, json=body)
+        assert response.status_code in (200, 201), (url, response.text)
+        assert await rows(session) == before + 1, url
+    logged = (
+        await session.scalars(
+            select(AuditEvent).where(AuditEvent.dossier_id == case.dossier_id).order_by(AuditEvent.seq)
+        )
+    ).all()
+    last = logged[-1]
+    assert last.actor_id == demo.users[AS_MELZO]
+    assert last.resource_type == "referral"
+    assert last.request_id
+
+
+async def test_refused_requests_leave_no_row(demo: Demo, case: Case, session: AsyncSession) -> None:
+    before = await rows(session)
+    response = await demo.client.get(
+        f"/api/v1/dossiers/{case.dossier_id}", headers=await demo.headers(AS_INZAGO)
+    )
+    assert response.status_code == 404
+    assert await rows(session) == before
+
+
+async def test_when_the_log_cannot_be_written_the_read_fails(
+    demo: Demo, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = audit._values
+
+    def unwritable(*args: object, **kwargs: object) -> dict[str, object]:
+        values = original(*args, **kwargs)  # type: ignore[arg-type]
+        values["purpose"] = "x" * 500  # longer than the column: the INSERT fails in PostgreSQL
+        return values
+
+    monkeypatch.setattr(audit, "_values", unwritable)
+    transport = httpx.ASGITransport(app=demo.client._transport.app, raise_app_exceptions=False)  # type: ignore[attr-defined]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        response = await client.get(
+            f"/api/v1/dossiers/{case.dossier_id}", headers=await demo.headers(AS_MELZO)
+        )
+    assert response.status_code == 500
+    assert "Rossi" not in response.text
+    assert "Mario" not in response.text
+
+
+async def test_the_app_role_cannot_change_past_rows(demo: Demo, case: Case, session: AsyncSession) -> None:
+    for statement in (
+        "UPDATE audit_event SET purpose = 'nulla'",
+        "DELETE FROM audit_event",
+        "TRUNCATE audit_event",
+        "ALTER TABLE audit_event DISABLE TRIGGER audit_event_append_only",
+        "UPDATE audit_chain_head SET last_seq = 0",
+    ):
+        with pytest.raises(DBAPIError, match=r"permission denied|must be owner|append-only"):
+            async with session.begin_nested():
+                await session.execute(text(statement))
+
+
+async def test_rows_are_chained(demo: Demo, case: Case, session: AsyncSession) -> None:
+    result = await audit.verify(session)
+    assert result.ok
+    assert result.rows >= 2
+    chain = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.prev_hash, AuditEvent.hash).order_by(AuditEvent.seq)
+        )
+    ).all()
+    assert [row.seq for row in chain] == list(range(1, len(chain) + 1))
+    for previous, current in itertools.pairwise(chain):
+        assert current.prev_hash == previous.hash
+
+
+class TestAccessLogRoute:
+    async def test_the_case_manager_reads_it(self, demo: Demo, case: Case) -> None:
+        await demo.client.get(f"/api/v1/dossiers/{case.dossier_id}", headers=await demo.headers(AS_MELZO))
+        response = await demo.client.get(
+            f"/api/v1/dossiers/{case.dossier_id}/access-log", headers=await demo.headers(AS_MELZO)
+        )
+        assert response.status_code == 200
+        actions = [(e["action"], e["resource_type"]) for e in response.json()["items"]]
+        assert ("read", "dossier") in actions
+        assert ("create", "referral") in actions
+
+    async def test_the_dpo_reads_it_and_the_citizen_gets_a_csv(self, demo: Demo, case: Case) -> None:
+        response = await demo.client.get(
+            f"/api/v1/dossiers/{case.dossier_id}/access-log",
+            params={"format": "csv"},
+            headers=await demo.headers(DPO),
+        )
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/csv")
+        header, *lines = response.text.strip().splitlines()
+        assert header.startswith("id,seq,occurred_at,actor_kind")
+        assert lines
+
+    async def test_other_participants_may_not_read_it(self, demo: Demo, case: Case) -> None:
+        assert (await involve(demo, case, "Cooperativa Sociale Solleva")).status_code == 201
+        response = await demo.client.get(
+            f"/api/v1/dossiers/{case.dossier_id}/access-log", headers=await demo.headers(SOLLEVA)
+        )
+        assert response.status_code == 403

@@ -1,0 +1,218 @@
+"""SPA login: password flow, refresh rotation with reuse detection, logout, throttling, events."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from fastapi import FastAPI
+from jose import jwt as jose_jwt
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.clock import FrozenClock
+from app.core.enums import AuthEventKind
+from app.models import AuthEvent
+from tests.conftest import TEST_JWT_SECRET
+from tests.support import Demo
+
+AS_MELZO = "as.melzo@demo.snodo.it"
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def events(session: AsyncSession, kind: AuthEventKind) -> int:
+    return (
+        await session.scalar(select(func.count()).select_from(AuthEvent).where(AuthEvent.kind == kind)) or 0
+    )
+
+
+async def test_login_gives_a_short_lived_jwt_and_an_opaque_refresh_token(demo: Demo) -> None:
+    response = await demo.login(AS_MELZO)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    assert body["token_type"] == "bearer"
+    assert body["expires_in"] <= 900
+    assert body["refresh_token"].count(".") == 0  # opaque, not a JWT
+    claims = jose_jwt.decode(
+        body["access_token"], TEST_JWT_SECRET, algorithms=["HS256"], audience="snodo-api", issuer="snodo"
+    )
+    assert claims["sub"] == str(demo.users[AS_MELZO])
+    assert claims["exp"] - claims["iat"] <= 900
+    assert {"iss", "aud", "sub", "exp", "iat", "jti"} <= claims.keys()
+
+
+async def test_login_is_case_insensitive_on_the_email(demo: Demo) -> None:
+    assert (await demo.login("  AS.Melzo@Demo.Snodo.IT ")).status_code == 200
+
+
+async def test_unknown_user_and_wrong_password_get_the_same_answer(demo: Demo) -> None:
+    wrong_password = await demo.login(AS_MELZO, "not-the-password")
+    unknown_user = await demo.login("nobody@demo.snodo.it", "not-the-password")
+    assert wrong_password.status_code == unknown_user.status_code == 400
+    strip = lambda r: {k: v for k, v in r.json().items() if k != "request_id"}  # noqa: E731
+    assert strip(wrong_password) == strip(unknown_user)
+    assert wrong_password.json()["error"] == "invalid_grant"
+
+
+async def test_unknown_user_costs_a_full_password_verification(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passwords = app.state.security.passwords
+    calls: list[str] = []
+    original = PasswordHasher.verify
+
+    def counting_verify(self: PasswordHasher, hash_: str, password: str) -> bool:
+        calls.append(hash_)
+        return original(self, hash_, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    assert passwords.verify(None, "whatever-password") is False
+    assert len(calls) == 1
+    assert calls[0].startswith("$argon2id$")
+
+
+async def test_login_form_needs_both_fields(client: httpx.AsyncClient) -> None:
+    response = await client.post("/api/v1/auth/token", data={"username": AS_MELZO})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["body.password"]
+
+
+async def test_refresh_rotates_and_the_old_token_no_longer_works(
+    demo: Demo, client: httpx.AsyncClient
+) -> None:
+    first = (await demo.login(AS_MELZO)).json()
+    rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert rotated.status_code == 200
+    second = rotated.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert (await client.get("/api/v1/me", headers=bearer(second["access_token"]))).status_code == 200
+
+
+async def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(
+    demo: Demo, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    first = (await demo.login(AS_MELZO)).json()
+    second = (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+
+    replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert replay.status_code == 401
+    assert replay.headers["www-authenticate"].startswith("Bearer")
+
+    # Everything of that login session is dead: the newest refresh token and its access token.
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": second["refresh_token"]})
+    ).status_code == 401
+    assert (await client.get("/api/v1/me", headers=bearer(second["access_token"]))).status_code == 401
+    assert await events(session, AuthEventKind.refresh_reuse_detected) == 1
+    # Another login of the same user is unaffected.
+    other = (await demo.login(AS_MELZO)).json()
+    assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status_code == 200
+
+
+async def test_refresh_without_a_token_is_401(client: httpx.AsyncClient) -> None:
+    for kwargs in ({}, {"json": {}}, {"json": {"refresh_token": "snodo-rt_guess"}}):
+        response = await client.post("/api/v1/auth/refresh", **kwargs)  # type: ignore[arg-type]
+        assert response.status_code == 401
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_refresh_token_expires(demo: Demo, client: httpx.AsyncClient, clock: FrozenClock) -> None:
+    first = (await demo.login(AS_MELZO)).json()
+    clock.advance(seconds=first["refresh_expires_in"] + 1)
+    response = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert response.status_code == 401
+
+
+async def test_logout_ends_the_session_at_once(demo: Demo, client: httpx.AsyncClient) -> None:
+    pair = (await demo.login(AS_MELZO)).json()
+    headers = bearer(pair["access_token"])
+    out = await client.post(
+        "/api/v1/auth/logout", headers=headers, json={"refresh_token": pair["refresh_token"]}
+    )
+    assert out.status_code == 204
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+    assert (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    ).status_code == 401
+
+
+async def test_access_token_expires_after_fifteen_minutes(
+    demo: Demo, client: httpx.AsyncClient, clock: FrozenClock
+) -> None:
+    headers = await demo.headers(AS_MELZO)
+    clock.advance(minutes=14)
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    clock.advance(minutes=1, seconds=31)  # past exp and the 30 s leeway
+    response = await client.get("/api/v1/me", headers=headers)
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+async def test_deactivated_user_is_refused_on_the_next_request(demo: Demo, client: httpx.AsyncClient) -> None:
+    headers = await demo.headers(AS_MELZO)
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    response = await client.patch(
+        f"/api/v1/users/{demo.users[AS_MELZO]}",
+        headers=await demo.headers("coordinatore@demo.snodo.it"),
+        json={"active": False},
+    )
+    assert response.status_code == 200, response.text
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 401
+    assert (await demo.login(AS_MELZO)).status_code == 400
+
+
+async def test_repeated_failures_on_an_account_are_throttled(
+    demo: Demo, client: httpx.AsyncClient, clock: FrozenClock, session: AsyncSession
+) -> None:
+    for _ in range(5):
+        assert (await demo.login(AS_MELZO, "wrong-password-123")).status_code == 400
+    throttled = await demo.login(AS_MELZO)  # even the right password waits
+    assert throttled.status_code == 429
+    retry_after = int(throttled.headers["retry-after"])
+    assert 0 < retry_after <= 900
+    assert await events(session, AuthEventKind.login_throttled) == 1
+    # Another account from the same address is not affected by this account's failures.
+    assert (await demo.login("as.inzago@demo.snodo.it")).status_code == 200
+
+    clock.advance(seconds=retry_after)
+    assert (await demo.login(AS_MELZO)).status_code == 200
+
+
+async def test_repeated_failures_from_one_address_are_throttled(
+    demo: Demo, app: FastAPI, clock: FrozenClock
+) -> None:
+    limit = app.state.settings.login_max_failures_per_address
+    for i in range(limit):
+        assert (await demo.login(f"guess{i}@demo.snodo.it", "wrong-password-123")).status_code == 400
+    response = await demo.login(AS_MELZO)
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def test_login_events_are_recorded_and_cannot_be_changed(demo: Demo, session: AsyncSession) -> None:
+    await demo.login(AS_MELZO, "wrong-password-123")
+    await demo.login(AS_MELZO)
+    rows = (
+        await session.execute(
+            select(AuthEvent.kind, AuthEvent.login, AuthEvent.client_address, AuthEvent.request_id)
+        )
+    ).all()
+    kinds = [r.kind for r in rows]
+    assert kinds.count(AuthEventKind.login_failed) == 1
+    assert kinds.count(AuthEventKind.login_succeeded) == 1
+    assert all(r.login == AS_MELZO and r.request_id for r in rows)
+
+    with pytest.raises(DBAPIError, match=r"append-only|permission denied"):
+        async with session.begin_nested():
+            await session.execute(text("UPDATE auth_event SET login = 'someone-else'"))
+    with pytest.raises(DBAPIError, match=r"append-only|permission denied"):
+        async with session.begin_nested():
+            await session.execute(text("DELETE FROM auth_event"))

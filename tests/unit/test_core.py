@@ -1,0 +1,78 @@
+"""Small pure pieces: URL normalisation, language negotiation, JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from app.core.context import request_id_var
+from app.core.i18n import negotiate_language
+from app.core.logging import JsonFormatter
+from app.core.settings import normalise_database_url
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@db/snodo", "postgresql+asyncpg://u:p@db/snodo"),
+        ("postgresql://u@db:5433/snodo", "postgresql+asyncpg://u@db:5433/snodo"),
+        ("postgresql+psycopg://u@db/snodo", "postgresql+asyncpg://u@db/snodo"),
+        ("postgresql+asyncpg://u@db/snodo", "postgresql+asyncpg://u@db/snodo"),
+    ],
+)
+def test_database_urls_use_asyncpg(given: str, expected: str) -> None:
+    assert normalise_database_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("header", "language"),
+    [
+        (None, "en"),
+        ("it", "it"),
+        ("it-IT,it;q=0.9,en-US;q=0.8", "it"),
+        ("en-GB,en;q=0.9,it;q=0.8", "en"),
+        ("fr-FR,it;q=0.5", "it"),
+        ("it;q=abc", "en"),
+        ("de", "en"),
+    ],
+)
+def test_language_negotiation(header: str | None, language: str) -> None:
+    assert negotiate_language(header) == language
+
+
+def test_json_log_lines_carry_the_request_id() -> None:
+    token = request_id_var.set("req-123")
+    try:
+        record = logging.makeLogRecord({"msg": "GET %s", "args": ("/x",), "levelname": "INFO", "status": 200})
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id_var.reset(token)
+    assert line["message"] == "GET /x"
+    assert line["request_id"] == "req-123"
+    assert line["status"] == 200
+
+
+def test_production_refuses_plain_http_jwks() -> None:
+    from pydantic import SecretStr, ValidationError
+
+    from app.core.settings import Environment, OidcIssuer, Settings
+
+    issuer = OidcIssuer(issuer="https://idp", audience="snodo", jwks_url="http://idp/jwks.json")
+    with pytest.raises(ValidationError, match="https"):
+        Settings(
+            environment=Environment.production,
+            database_url="postgresql://db/snodo",
+            jwt_secret=SecretStr("s" * 40),
+            oidc_issuers=[issuer],
+        )
+
+
+def test_production_needs_a_jwt_secret_and_a_database() -> None:
+    from pydantic import ValidationError
+
+    from app.core.settings import Environment, Settings
+
+    with pytest.raises(ValidationError, match="SNODO_JWT_SECRET"):
+        Settings(environment=Environment.production, database_url="postgresql://db/snodo")
