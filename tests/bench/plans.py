@@ -57,9 +57,10 @@ class Plan:
     rows: int | None = None
     scans: list[str] = field(default_factory=list)
     error: str | None = None
+    parameters: Any = None  # as sent to the driver (for the raw baseline), not in the report
 
     def as_dict(self) -> dict[str, Any]:
-        return self.__dict__.copy()
+        return {k: v for k, v in self.__dict__.items() if k != "parameters"}
 
 
 @dataclass(frozen=True)
@@ -140,8 +141,11 @@ async def _analyse(connection: AsyncConnection, plan: Plan, statement: str, para
         plan.planning_ms = float(found.group(1))
 
 
-async def collect(url: str, cases: Sequence[PlanCase], *, role: str = "snodo_app") -> list[Plan]:
-    """Run each case in a rolled-back transaction and explain the SELECTs it sent."""
+async def collect(
+    url: str, cases: Sequence[PlanCase], *, role: str = "snodo_app", explain: bool = True
+) -> list[Plan]:
+    """Run each case in a rolled-back transaction and explain the SELECTs it sent (with
+    `explain=False`, only capture them: `sql` and `parameters` of each Plan, for the raw baseline)."""
     engine = create_async_engine(
         url, poolclass=NullPool, connect_args={"server_settings": {"TimeZone": "UTC"}}
     )
@@ -181,7 +185,9 @@ async def collect(url: str, cases: Sequence[PlanCase], *, role: str = "snodo_app
                         if k:
                             plan = Plan(f"{case.name} (statement {k + 1})")
                             plans.append(plan)
-                        await _analyse(connection, plan, statement, parameters)
+                        plan.sql, plan.parameters = statement, parameters
+                        if explain:
+                            await _analyse(connection, plan, statement, parameters)
                 except Exception as exc:  # a case that fails is reported, the others still run
                     plan.error = f"{type(exc).__name__}: {exc}"[:500]
                 finally:

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import pickle
 import platform
 import shutil
 import signal
@@ -280,6 +281,43 @@ def serve(
                 process.wait()
 
 
+@contextmanager
+def serve_raw(
+    workdir: Path, dsn: str, port: int, *, enabled: bool
+) -> Iterator[subprocess.Popen[bytes] | None]:
+    """The bare baseline (tests/bench/raw.py) on `port`, serving workdir/raw-statements.pickle."""
+    if not enabled:
+        yield None
+        return
+    log_path = workdir / "raw.log"
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tests.bench.raw", str(workdir / RAW_STATEMENTS), dsn, str(port)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                if process.poll() is not None:
+                    raise RuntimeError(f"the raw baseline exited early, see {log_path}")
+                with suppress(httpx.TransportError):
+                    if httpx.get(f"http://127.0.0.1:{port}/raw/-", timeout=2).status_code == 404:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the raw baseline is not ready after 60 s, see {log_path}")
+                time.sleep(0.2)
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 class Tokens:
     """Bearer tokens of the demo users, renewed well before their 15-minute expiry."""
 
@@ -362,6 +400,78 @@ def preflight(base_url: str, headers: dict[str, str], path: str, params: dict[st
                         "ignored, or not selective among the newest dossiers"
                     )
         return info
+
+
+# ---------------------------------------------------------------------------------------------
+# The raw baseline: the service's own SELECT for each request, served by tests/bench/raw.py
+
+RAW_STATEMENTS = "raw-statements.pickle"
+RAW_PARAMS = {"limit", "cursor", "q"}  # the requests the baseline can stand in for
+
+
+@dataclass
+class RawRoute:
+    key: str
+    login: str
+    service_params: dict[str, str]
+    headers: dict[str, str]
+    same_answer: bool | None = None
+
+
+def _raw_routes(
+    url: str, dsn: str, prepared: list[tuple[Scenario, list[dict[str, Any]], dict[str, Any]]], workdir: Path
+) -> dict[str, RawRoute]:
+    """Capture the SELECT the service sends for each worklist/search spec; write them for raw.py."""
+    routes: dict[str, RawRoute] = {}
+    cases: list[plans.PlanCase] = []
+    for scenario, specs, _ in prepared:
+        if scenario.kind not in ("worklist", "search"):
+            continue
+        for spec in specs:
+            params: dict[str, str] = spec["params"]
+            if spec["path"] != LIST or not set(params) <= RAW_PARAMS:
+                continue
+            limit, cursor, q = int(params.get("limit", 50)), params.get("cursor"), params.get("q")
+            run = plans.worklist(limit, cursor, q=q) if q else plans.worklist(limit, cursor)
+            cases.append(plans.PlanCase(spec["name"], spec["login"], run))
+            routes[spec["name"]] = RawRoute(f"s{len(routes)}", spec["login"], params, spec["headers"])
+    if not routes:
+        return {}
+    captured = {p.name: p for p in asyncio.run(plans.collect(url, cases, explain=False))}
+    ambiti = {
+        r["email"]: str(r["ambito_id"])
+        for r in asyncio.run(_fetch(dsn, "SELECT email, ambito_id FROM app_user"))
+    }
+    statements: dict[str, tuple[str, tuple[Any, ...], str]] = {}
+    for name, route in list(routes.items()):
+        plan = captured.get(name)  # the first SELECT of the case: the page itself
+        if plan is None or plan.error or not plan.sql:
+            print(f"raw baseline: nothing captured for {name}: {plan and plan.error}", file=sys.stderr)
+            del routes[name]
+            continue
+        statements[route.key] = (plan.sql, tuple(plan.parameters or ()), ambiti[route.login])
+    (workdir / RAW_STATEMENTS).write_bytes(pickle.dumps(statements))
+    return routes
+
+
+def _check_raw_answers(base_url: str, raw_port: int, routes: dict[str, RawRoute]) -> None:
+    """Does the baseline return the dossiers the service returns, in the same order?"""
+    with httpx.Client(timeout=60) as client:
+        for route in routes.values():
+            service = client.get(f"{base_url}{LIST}", params=route.service_params, headers=route.headers)
+            raw = client.get(f"http://127.0.0.1:{raw_port}/raw/{route.key}")
+            if service.status_code != 200 or raw.status_code != 200:
+                route.same_answer = False
+                continue
+            ids = [item["id"] for item in service.json()["items"]]
+            raw_ids = [str(row["id"]) for row in raw.json()][: len(ids)]
+            route.same_answer = raw_ids == ids
+            if not route.same_answer:
+                print(
+                    f"raw baseline answers differently for {route.key}: {len(raw_ids)} vs {len(ids)}; "
+                    f"{raw_ids[:3]} vs {ids[:3]}",
+                    file=sys.stderr,
+                )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -514,15 +624,23 @@ def _verdicts(results: list[dict[str, Any]]) -> None:
     base_p95 = baseline["load"]["total"]["p95_ms"] if baseline else None
     for result in results:
         first = by_name.get(result.get("first_page_of") or "")
-        for spec in result["load"]["specs"].values():
+        raw_specs = result.get("raw", {}).get("load", {}).get("specs", {})
+        for name, spec in result["load"]["specs"].items():
             p95 = spec["p95_ms"]
             spec["ratio_to_baseline"] = round(p95 / base_p95, 2) if p95 and base_p95 else None
             if result["kind"] == "baseline":
                 spec["meets_target"] = None
                 continue
+            raw = raw_specs.get(name)
+            raw_p95 = raw["p95_ms"] if raw and raw["errors"] == 0 else None
+            spec["raw_p95_ms"] = raw_p95
+            spec["raw_rps"] = raw["rps"] if raw else None
+            spec["ratio_to_raw"] = round(p95 / raw_p95, 2) if p95 and raw_p95 else None
             ok = p95 is not None and p95 <= TARGET_P95_MS and spec["errors"] == 0
-            if spec["ratio_to_baseline"] is not None:
-                ok = ok and spec["ratio_to_baseline"] <= TARGET_RATIO
+            # The issue's baseline is the raw endpoint serving the same answer; /me where there is none.
+            ratio = spec["ratio_to_raw"] if spec["ratio_to_raw"] is not None else spec["ratio_to_baseline"]
+            if ratio is not None:
+                ok = ok and ratio <= TARGET_RATIO
             if first is not None:
                 first_p95 = first["load"]["total"]["p95_ms"]
                 spec["ratio_to_first_page"] = round(p95 / first_p95, 2) if p95 and first_p95 else None
@@ -549,9 +667,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{meta['warmup_s']} s warm-up + {meta['duration_s']} s · other load before the run: "
         f"{meta['busy_cores_before_load']} cores busy · server env {meta['server_env'] or 'defaults'}",
         "",
-        "| scenario / request | n | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | late | ×baseline p95"
-        " | ×first page | target met | cores: server / postgres / loadgen / other | new DB sessions |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| scenario / request | n | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | late | ×/me p95"
+        " | raw req/s | raw p95 ms | ×raw p95 | ×first page | target met"
+        " | cores: server / postgres / loadgen / other | new DB sessions |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in report["scenarios"]:
         cpu = result["cpu"]
@@ -566,7 +685,9 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {name} | {spec['count']} | {spec['rps']} | {_fmt(spec['p50_ms'])} "
                 f"| {_fmt(spec['p95_ms'])} | {_fmt(spec['p99_ms'])} | {_fmt(spec['max_ms'])} | {errors} "
                 f"| {spec.get('late', 0)} "
-                f"| {_fmt(spec.get('ratio_to_baseline'))} | {_fmt(spec.get('ratio_to_first_page'))} "
+                f"| {_fmt(spec.get('ratio_to_baseline'))} | {_fmt(spec.get('raw_rps'))} "
+                f"| {_fmt(spec.get('raw_p95_ms'))} | {_fmt(spec.get('ratio_to_raw'))} "
+                f"| {_fmt(spec.get('ratio_to_first_page'))} "
                 f"| {_fmt(spec.get('meets_target'))} | {cores} | {result['new_db_sessions']} |"
             )
     warnings_ = [
@@ -582,6 +703,16 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     if warnings_:
         lines += ["", "Preflight warnings:", "", *warnings_]
+    raw_lines = [
+        f"- {r['name']}: cores raw server / postgres / loadgen / other {r['raw']['cpu']['server_cores']} / "
+        f"{r['raw']['cpu']['postgres_cores']} / {r['raw']['cpu']['loadgen_cores']} / "
+        f"{r['raw']['cpu']['other_cores']}; same dossiers as the service: {r['raw']['same_answer']}"
+        for r in report["scenarios"]
+        if r.get("raw")
+    ]
+    if raw_lines:
+        lines += ["", "Raw baseline (tests/bench/raw.py, the service's own SELECT through asyncpg):", ""]
+        lines += raw_lines
     lines += ["", "Single-client latency along the cursor chain (ms by page number):", ""]
     for key, walk_ in report["walks"].items():
         lines.append(
@@ -726,6 +857,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", default="", help="comma-separated names or prefixes; 'all'; default: the default ones"
     )
     parser.add_argument("--no-plans", action="store_true", help="skip EXPLAIN")
+    parser.add_argument("--no-raw", action="store_true", help="skip the raw baseline (tests/bench/raw.py)")
     parser.add_argument("--no-fsync", action="store_true", help="fsync=off, synchronous_commit=off")
     parser.add_argument("--seed-only", action="store_true", help="prepare the database and stop")
     parser.add_argument(
@@ -815,6 +947,7 @@ def main(argv: list[str] | None = None) -> int:
                 walks[key] = walk(
                     base_url, tokens, login, "/api/v1/dossiers", {"limit": "50"}, args.deep_pages
                 )
+            prepared: list[tuple[Scenario, list[dict[str, Any]], dict[str, Any]]] = []
             for scenario in chosen:
                 specs, preflights = [], {}
                 for params in scenario.variants:
@@ -832,29 +965,39 @@ def main(argv: list[str] | None = None) -> int:
                     headers = tokens.headers(scenario.login)
                     preflights[name] = preflight(base_url, headers, scenario.path, resolved)
                     specs.append(
-                        {"name": name, "path": scenario.path, "params": resolved, "headers": headers}
+                        {
+                            "name": name,
+                            "path": scenario.path,
+                            "params": resolved,
+                            "headers": headers,
+                            "login": scenario.login,
+                        }
                     )
-                print(f"scenario {scenario.name} …", file=sys.stderr)
-                asyncio.run(_execute(dsn, "SELECT pg_stat_statements_reset()"))
-                sessions_before = asyncio.run(_db_sessions(dsn))
-                meter.start()
-                began = time.perf_counter()
-                load = run_load(
-                    {
-                        "base_url": base_url,
+                prepared.append((scenario, specs, preflights))
+            raw_routes = _raw_routes(url, dsn, prepared, workdir) if not args.no_raw else {}
+            raw_port = _free_port()
+            with serve_raw(workdir, dsn, raw_port, enabled=bool(raw_routes)) as raw_server:
+                raw_meter = CpuMeter(raw_server.pid, pg.pid or 0) if raw_server else None
+                if raw_server is not None:
+                    _check_raw_answers(base_url, raw_port, raw_routes)
+                for scenario, specs, preflights in prepared:
+                    load_config = {
                         "users": args.users,
                         "warmup_s": args.warmup,
                         "duration_s": args.duration,
                         "timeout_s": args.timeout,
                         "pace_s": args.pace,
-                        "specs": specs,
-                    },
-                    workdir,
-                )
-                cpu = meter.stop(time.perf_counter() - began, load["load_generator"]["cpu_s"])
-                new_sessions = asyncio.run(_db_sessions(dsn)) - sessions_before
-                results.append(
-                    {
+                    }
+                    print(f"scenario {scenario.name} …", file=sys.stderr)
+                    asyncio.run(_execute(dsn, "SELECT pg_stat_statements_reset()"))
+                    sessions_before = asyncio.run(_db_sessions(dsn))
+                    meter.start()
+                    began = time.perf_counter()
+                    service_specs = [{k: v for k, v in spec.items() if k != "login"} for spec in specs]
+                    load = run_load({**load_config, "base_url": base_url, "specs": service_specs}, workdir)
+                    cpu = meter.stop(time.perf_counter() - began, load["load_generator"]["cpu_s"])
+                    new_sessions = asyncio.run(_db_sessions(dsn)) - sessions_before
+                    result: dict[str, Any] = {
                         "name": scenario.name,
                         "kind": scenario.kind,
                         "login": scenario.login,
@@ -866,13 +1009,42 @@ def main(argv: list[str] | None = None) -> int:
                         "new_db_sessions": new_sessions,
                         "statements": asyncio.run(_top_statements(dsn)),
                     }
-                )
-                total = load["total"]
-                print(
-                    f"  p50 {total['p50_ms']} ms, p95 {total['p95_ms']} ms, {total['rps']} req/s, "
-                    f"{total['errors']} errors, cores {cpu}",
-                    file=sys.stderr,
-                )
+                    total = load["total"]
+                    print(
+                        f"  p50 {total['p50_ms']} ms, p95 {total['p95_ms']} ms, {total['rps']} req/s, "
+                        f"{total['errors']} errors, cores {cpu}",
+                        file=sys.stderr,
+                    )
+                    raw_specs = [
+                        {"name": spec["name"], "path": f"/raw/{raw_routes[spec['name']].key}"}
+                        for spec in specs
+                        if spec["name"] in raw_routes
+                    ]
+                    if raw_specs and raw_meter is not None:
+                        raw_meter.start()
+                        began = time.perf_counter()
+                        raw_load = run_load(
+                            {**load_config, "base_url": f"http://127.0.0.1:{raw_port}", "specs": raw_specs},
+                            workdir,
+                        )
+                        result["raw"] = {
+                            "load": raw_load,
+                            "cpu": raw_meter.stop(
+                                time.perf_counter() - began, raw_load["load_generator"]["cpu_s"]
+                            ),
+                            "same_answer": {
+                                name: route.same_answer
+                                for name, route in raw_routes.items()
+                                if name in raw_load["specs"]
+                            },
+                        }
+                        total = raw_load["total"]
+                        print(
+                            f"  raw: p50 {total['p50_ms']} ms, p95 {total['p95_ms']} ms, "
+                            f"{total['rps']} req/s, {total['errors']} errors",
+                            file=sys.stderr,
+                        )
+                    results.append(result)
         _verdicts(results)
         plan_results: list[dict[str, Any]] = []
         if not args.no_plans:

@@ -1,0 +1,102 @@
+"""The bare baseline of the benchmark: the service's answers from a minimal ASGI app.
+
+    python -m tests.bench.raw STATEMENTS.pickle DSN PORT      (tests/bench/run.py starts it)
+
+No framework, no ORM, no authentication, no access log, no second query: a raw ASGI callable
+served by the same uvicorn as the service (one process, the same event loop and HTTP parser), an
+asyncpg pool of 20 connections, each opened as the service's run (role `snodo_app`, the ambito
+in `snodo.ambito_id`, so row-level security is in every plan), and per
+route ONE SQL statement through the bare driver: `GET /raw/<key>` runs statement <key> and returns
+its rows as a JSON list.
+
+The statement behind each route is the SELECT the service itself sends for the same request (the
+same worklist page, deep page or name search, for the same user), captured at the driver by
+`plans.capture` with its parameters. Writing the access policy out a second time by hand would
+give a baseline that can answer differently from the service; with the same statement, run.py
+checks that both return the same dossiers, and the ratio between the two measures exactly what the
+service does around that query: authentication, the request's transaction, the access-log row,
+the overdue lookup, the ORM, validation and serialization.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+
+Statements = dict[str, tuple[str, tuple[Any, ...], str]]  # key → (sql, parameters, ambito id)
+POOL_SIZE = 20
+
+
+class RawApp:
+    def __init__(self, statements: Statements, dsn: str) -> None:
+        self.statements = statements
+        self.dsn = dsn
+        ambiti = {ambito for _, _, ambito in statements.values()}
+        if len(ambiti) != 1:
+            raise ValueError(f"the statements span {len(ambiti)} ambiti; one pool serves one")
+        self.ambito = ambiti.pop()
+        self.pool: asyncpg.Pool | None = None
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    # Startup parameters, not SET: the pool's reset on release (RESET ALL) returns
+                    # to them, where it would undo a SET ROLE.
+                    self.pool = await asyncpg.create_pool(
+                        self.dsn,
+                        min_size=POOL_SIZE,
+                        max_size=POOL_SIZE,
+                        server_settings={"role": "snodo_app", "snodo.ambito_id": self.ambito},
+                    )
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    if self.pool is not None:
+                        await self.pool.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        key = scope["path"].removeprefix("/raw/")
+        found = self.statements.get(key)
+        if found is None or self.pool is None:
+            await _respond(send, 404, b'{"detail": "no such statement"}')
+            return
+        sql, parameters, _ = found
+        async with self.pool.acquire() as connection:
+            rows = await connection.fetch(sql, *parameters)
+        await _respond(send, 200, json.dumps([dict(row) for row in rows], default=str).encode())
+
+
+async def _respond(send: Any, status: int, body: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 3:
+        print("usage: python -m tests.bench.raw STATEMENTS.pickle DSN PORT", file=sys.stderr)
+        return 2
+    # Our own file, written by run.py a moment earlier: asyncpg wants the parameters' Python types.
+    statements: Statements = pickle.loads(Path(args[0]).read_bytes())  # noqa: S301
+    app = RawApp(statements, args[1])
+    uvicorn.run(app, host="127.0.0.1", port=int(args[2]), log_level="warning", access_log=False)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
