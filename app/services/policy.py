@@ -27,10 +27,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, String, and_, any_, cast, exists, false, literal, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Date,
+    Select,
+    String,
+    and_,
+    any_,
+    cast,
+    exists,
+    false,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -176,12 +190,21 @@ def can_refer(principal: Principal) -> bool:
 # ---------------------------------------------------------------------------------------------
 # Record level, in SQL
 
+# The moment the conditions below are evaluated at: the request's time, or a bind parameter that
+# stands for it in a statement built once and executed at many moments (dossiers._worklist).
+Moment = datetime | BindParameter[datetime]
 
-def _active_consent(principal: Principal, now: datetime) -> list[ColumnElement[bool]]:
+
+def _today(now: Moment) -> date | ColumnElement[date]:
+    """The date of `now`. Sessions run in UTC (app/core/db.py), as the clock does."""
+    return now.date() if isinstance(now, datetime) else cast(now, Date)
+
+
+def _active_consent(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
     """Conditions on Consent: active, for taking charge, naming the principal's organization."""
     return [
         Consent.revoked_at.is_(None),
-        or_(Consent.expires_on.is_(None), Consent.expires_on >= now.date()),
+        or_(Consent.expires_on.is_(None), Consent.expires_on >= _today(now)),
         literal(ConsentPurpose.presa_in_carico.value) == any_(Consent.purposes),
         or_(
             literal(principal.organization_kind.value) == any_(Consent.organization_kinds),
@@ -190,12 +213,12 @@ def _active_consent(principal: Principal, now: datetime) -> list[ColumnElement[b
     ]
 
 
-def _consent_covers(principal: Principal, now: datetime) -> ColumnElement[bool]:
+def _consent_covers(principal: Principal, now: Moment) -> ColumnElement[bool]:
     """An active consent (or legal basis) of the dossier's person covers the principal's organization."""
     return exists().where(Consent.person_id == Dossier.person_id, *_active_consent(principal, now))
 
 
-def _participating(principal: Principal, now: datetime) -> list[ColumnElement[bool]]:
+def _participating(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
     """Conditions on DossierParticipant: the principal's organization, participation in force."""
     return [
         DossierParticipant.organization_id == principal.organization_id,
@@ -205,10 +228,10 @@ def _participating(principal: Principal, now: datetime) -> list[ColumnElement[bo
     ]
 
 
-def _member_of_pool(principal: Principal, now: datetime) -> list[ColumnElement[bool]]:
+def _member_of_pool(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
     """Conditions on PoolMember and Pool: an active pool the principal is a member of (as its
     organization, or named personally)."""
-    today = now.date()
+    today = _today(now)
     member = [
         Pool.id == PoolMember.pool_id,
         Pool.active_from <= today,
@@ -237,7 +260,7 @@ def _routing_in_force(
     ]
 
 
-def _pool_membership(principal: Principal, now: datetime) -> list[ColumnElement[bool]]:
+def _pool_membership(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
     """Conditions: the dossier is routed (now) to an active pool the principal is a member of,
     and the principal's organization has not declined that routing."""
     return [
@@ -248,7 +271,7 @@ def _pool_membership(principal: Principal, now: datetime) -> list[ColumnElement[
     ]
 
 
-def _bases(principal: Principal, now: datetime) -> dict[str, ColumnElement[bool]]:
+def _bases(principal: Principal, now: Moment) -> dict[str, ColumnElement[bool]]:
     """Each record-level basis the principal could have, as a SQL condition on Dossier."""
     bases: dict[str, ColumnElement[bool]] = {}
     if principal.kind == "user":
@@ -272,13 +295,13 @@ def _bases(principal: Principal, now: datetime) -> dict[str, ColumnElement[bool]
     return bases
 
 
-def organization_bases(principal: Principal, now: datetime) -> list[ColumnElement[bool]]:
+def organization_bases(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
     """The organization-level bases (pool membership, participation, each within consent)."""
     bases = _bases(principal, now)
     return [bases["pool"], bases["participant"]]
 
 
-def visible(principal: Principal, now: datetime) -> ColumnElement[bool]:
+def visible(principal: Principal, now: Moment) -> ColumnElement[bool]:
     """The condition every query on dossiers must carry: the dossiers this principal may see."""
     parts = visibility(principal, now)
     if parts is None:
@@ -296,7 +319,7 @@ class Visibility:
     bases: dict[str, ColumnElement[bool]]
 
 
-def visibility(principal: Principal, now: datetime) -> Visibility | None:
+def visibility(principal: Principal, now: Moment) -> Visibility | None:
     rights = section_rights(principal)
     if not rights:
         return None
@@ -308,7 +331,7 @@ def visibility(principal: Principal, now: datetime) -> Visibility | None:
     )
 
 
-def member_pools(principal: Principal, now: datetime) -> Select[uuid.UUID]:
+def member_pools(principal: Principal, now: Moment) -> Select[uuid.UUID]:
     """The active pools the principal is a member of."""
     return (
         select(PoolMember.pool_id)
@@ -319,7 +342,7 @@ def member_pools(principal: Principal, now: datetime) -> Select[uuid.UUID]:
 
 
 def routed_to_pool_conditions(
-    principal: Principal, now: datetime, routing: type[DossierRouting]
+    principal: Principal, now: Moment, routing: type[DossierRouting]
 ) -> list[ColumnElement[bool]]:
     """With `routing` (an alias of DossierRouting) joined to Dossier: the pool basis for a routing
     to one of `member_pools` (in force, not declined, and consent covering the principal)."""
@@ -347,7 +370,7 @@ def section_visible(principal: Principal, section: Section, now: datetime) -> Co
 
 
 def label_visible_condition(
-    principal: Principal, label: ConfidentialityLabel, now: datetime
+    principal: Principal, label: ConfidentialityLabel, now: Moment
 ) -> ColumnElement[bool]:
     """SQL on Dossier: the principal may see this special category of the dossier's person."""
     if LABEL_SECTION[label] not in section_rights(principal):

@@ -14,6 +14,7 @@ from app.core.clock import FrozenClock
 from app.models import Dossier, Person
 from app.services.auth import authenticate
 from app.services.auth_events import ClientInfo
+from app.services.dossiers import _worklist_statement
 from app.services.policy import visible
 from tests.intake import (
     AFOL,
@@ -133,3 +134,27 @@ async def test_filters_keep_the_pages_complete(world: Demo) -> None:
             assert set(paged) <= set(everything)
     brambilla = await walk(world, AS_MELZO, q="brambila")  # a typo still finds her
     assert len(brambilla) == 1
+
+
+async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
+    world: Demo, clock: FrozenClock
+) -> None:
+    """The statement is built once per caller and filters and told the time on every request
+    (dossiers._worklist_statement): routings nobody answered are not overdue today, and are two
+    weeks later, for the same caller asking the same question."""
+
+    async def overdue() -> list[str]:
+        headers = await world.fresh_headers(AFOL)  # a new login each time: tokens expire in 15 min
+        page = await world.client.get("/api/v1/dossiers", params={"overdue": True}, headers=headers)
+        assert page.status_code == 200, page.text
+        return [item["id"] for item in page.json()["items"]]
+
+    assert await overdue() == []
+    hits = _worklist_statement.cache_info().hits
+    clock.advance(days=14)
+    late = await overdue()
+    assert late, "AFOL's unanswered routings should be overdue after 14 days"
+    # the same statement (another login session changes nothing), at a new moment
+    assert _worklist_statement.cache_info().hits == hits + 1
+    everything = await walk(world, AFOL, limit=200)
+    assert set(late) <= set(everything)
