@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from app.core.embedded import EmbeddedPostgres
 from app.core.enums import OrganizationKind, Role
 from app.core.logging import configure_logging
 from app.core.passwords import MIN_PASSWORD_LENGTH
+from app.core.security import Security
 from app.core.settings import Environment, Settings, get_settings
 from app.services.bootstrap import BootstrapError
 
@@ -64,24 +65,30 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     with database_url(settings) as url:
         if not args.no_migrate:
             migrations.upgrade(url)
-        app = create_app(
-            settings.model_copy(
-                update={
-                    "database_url": url,
-                    "worker_in_process": settings.worker_in_process and not args.no_worker,
-                }
-            )
+        effective = settings.model_copy(
+            update={
+                "database_url": url,
+                "worker_in_process": settings.worker_in_process and not args.no_worker,
+            }
         )
-        uvicorn.run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=args.proxy_headers,
-            forwarded_allow_ips=args.forwarded_allow_ips,
-        )
+        options: dict[str, Any] = {
+            "host": args.host,
+            "port": args.port,
+            "log_config": None,
+            "access_log": False,
+            "server_header": False,
+            "proxy_headers": args.proxy_headers,
+            "forwarded_allow_ips": args.forwarded_allow_ips,
+        }
+        if args.workers == 1:
+            uvicorn.run(create_app(effective), **options)
+            return 0
+        # Several processes (one Python core each) build the app from the environment. Secrets
+        # generated for development are written once here, not raced for by the processes.
+        Security.from_settings(effective)
+        os.environ["DATABASE_URL"] = url
+        os.environ["SNODO_WORKER_IN_PROCESS"] = "true" if effective.worker_in_process else "false"
+        uvicorn.run("app.main:create_app_from_environment", factory=True, workers=args.workers, **options)
     return 0
 
 
@@ -268,6 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-migrate", action="store_true", help="do not run migrations at start")
     serve.add_argument(
         "--no-worker", action="store_true", help="do not deliver webhooks here (run `snodo worker`)"
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        choices=range(1, 33),
+        metavar="N",
+        help="server processes, each with its own connection pool (default 1)",
     )
     serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* headers")
     serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")

@@ -17,6 +17,7 @@ from app.api import assessments, auth, directory, dossiers, health, integrations
 from app.core.clock import Clock
 from app.core.db import Database
 from app.core.errors import install_error_handlers
+from app.core.logging import configure_logging
 from app.core.middleware import (
     BodySizeLimitMiddleware,
     RequestContextMiddleware,
@@ -164,3 +165,11 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
             )
     app.openapi_schema = schema
     return schema
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app of one of several server processes (`snodo serve --workers N`): settings from the
+    environment the parent prepared, logging as the parent's."""
+    settings = get_settings()
+    configure_logging(settings.log_level, as_json=settings.log_json)
+    return create_app(settings)

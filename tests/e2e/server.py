@@ -22,13 +22,15 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, *, env: dict[str, str], port: int | None = None, log: Path) -> None:
+    def __init__(
+        self, *, env: dict[str, str], port: int | None = None, log: Path, args: tuple[str, ...] = ()
+    ) -> None:
         self.port = port or free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._log_file = log.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port), *args],
             env=env,
             stdout=self._log_file,
             stderr=subprocess.STDOUT,

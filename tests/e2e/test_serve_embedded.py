@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.server import ServerProcess, clean_env, postgres_processes_using, process_is_gone
+from tests.intake import AS_MELZO
 
 pytestmark = pytest.mark.e2e
+
+PASSWORD = "snodo-e2e-workers-2026"
 
 COLD_START_LIMIT_S = 20
 
@@ -66,4 +72,40 @@ def test_embedded_cold_start_restart_and_clean_stop(tmp_path: Path) -> None:
         code = restarted.stop(signal.SIGTERM)
     assert code in (0, 143)
     assert process_is_gone(second_pid)
+    assert postgres_processes_using(pgdata) == []
+
+
+def test_several_server_processes_share_one_database_and_one_secret(tmp_path: Path) -> None:
+    """`--workers 2`: two processes on one port; a token issued by either is accepted by both
+    (the development secret is written once, before they start), and a stop ends everything."""
+    data_dir = tmp_path / "var"
+    pgdata = data_dir / "pgdata"
+    env = clean_env(SNODO_DATA_DIR=str(data_dir))
+    server = ServerProcess(env=env, log=tmp_path / "serve.log", args=("--workers", "2"))
+    try:
+        server.wait_ready(COLD_START_LIMIT_S)
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        workers = [p for p in children if "python" in p.name()]
+        assert len(workers) >= 2, [p.cmdline() for p in workers]
+        seeded = subprocess.run(
+            [sys.executable, "-m", "app.cli", "seed-demo", "--password", PASSWORD],
+            env={**env, "DATABASE_URL": f"postgresql://postgres@/snodo?host={pgdata}"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert seeded.returncode == 0, seeded.stderr
+        login = httpx.post(
+            f"{server.base_url}/api/v1/auth/token", data={"username": AS_MELZO, "password": PASSWORD}
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        # A new connection each time, so that both processes get to answer.
+        answers = [httpx.get(f"{server.base_url}/api/v1/me", headers=headers).status_code for _ in range(40)]
+        assert answers == [200] * 40
+    finally:
+        code = server.stop(signal.SIGTERM)
+    assert code in (0, 143)
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
     assert postgres_processes_using(pgdata) == []
