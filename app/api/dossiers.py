@@ -122,16 +122,21 @@ async def list_dossiers(
     return DossierList(
         items=[
             DossierListItem(
-                id=d.id,
-                state=d.state,
-                urgency=d.urgency,
-                person=PersonSummary.model_validate(p),
-                residence_comune_id=d.residence_comune_id,
-                case_manager_user_id=d.case_manager_user_id,
-                updated_at=d.updated_at,
-                overdue=d.id in result.overdue,
+                id=row.id,
+                state=row.state,
+                urgency=row.urgency,
+                person=PersonSummary(
+                    id=row.person_id,
+                    family_name=row.family_name,
+                    given_name=row.given_name,
+                    birth_date=row.birth_date,
+                ),
+                residence_comune_id=row.residence_comune_id,
+                case_manager_user_id=row.case_manager_user_id,
+                updated_at=row.updated_at,
+                overdue=row.overdue,
             )
-            for d, p in result.rows
+            for row in result.rows
         ],
         next_cursor=_cursor(result.next_after),
     )
