@@ -72,8 +72,27 @@ $$
 """
 
 
+# PostgreSQL before 17 refuses to alter a table whose row type a function takes ("cannot alter
+# table audit_event because function snodo_audit_canonical(audit_event) uses its row type"): the
+# function is dropped around the change and created again, unchanged (as in 0003; the chain number
+# is not part of the canonical form: a row moved to another chain breaks both by seq and prev_hash).
+AUDIT_CANONICAL = """
+CREATE FUNCTION snodo_audit_canonical(e audit_event) RETURNS bytea
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN convert_to(concat_ws('|',
+    e.id::text, e.ambito_id::text, e.seq::text,
+    to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'),
+    e.actor_kind, e.actor_id::text, e.organization_id::text, e.action, e.resource_type,
+    coalesce(e.resource_id::text, ''), coalesce(e.dossier_id::text, ''), coalesce(e.section, ''),
+    e.purpose, coalesce(e.request_id, '')), 'UTF8')
+"""
+DROP_AUDIT_CANONICAL = "DROP FUNCTION snodo_audit_canonical(audit_event)"
+
+
 def upgrade() -> None:
+    op.execute(DROP_AUDIT_CANONICAL)
     op.add_column("audit_event", sa.Column("chain", sa.SmallInteger(), server_default="0", nullable=False))
+    op.execute(AUDIT_CANONICAL)
     op.add_column(
         "audit_chain_head", sa.Column("chain", sa.SmallInteger(), server_default="0", nullable=False)
     )
@@ -97,4 +116,6 @@ def downgrade() -> None:
     op.drop_constraint("pk_audit_chain_head", "audit_chain_head", type_="primary")
     op.create_primary_key("pk_audit_chain_head", "audit_chain_head", ["ambito_id"])
     op.drop_column("audit_chain_head", "chain")
+    op.execute(DROP_AUDIT_CANONICAL)
     op.drop_column("audit_event", "chain")
+    op.execute(AUDIT_CANONICAL)
