@@ -41,6 +41,7 @@ from sqlalchemy import (
     cast,
     exists,
     false,
+    func,
     literal,
     or_,
     select,
@@ -196,8 +197,8 @@ Moment = datetime | BindParameter[datetime]
 
 
 def _today(now: Moment) -> date | ColumnElement[date]:
-    """The date of `now`. Sessions run in UTC (app/core/db.py), as the clock does."""
-    return now.date() if isinstance(now, datetime) else cast(now, Date)
+    """The date of `now` in UTC, as the clock's (whatever the session's TimeZone)."""
+    return now.date() if isinstance(now, datetime) else cast(func.timezone("UTC", now), Date)
 
 
 def _active_consent(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
