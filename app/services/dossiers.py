@@ -327,14 +327,14 @@ def _filter_conditions(
     return conditions
 
 
-# A name search considers at most this many persons of the ambito whose names match the query
-# (word similarity, migrations 0009 and 0011): a name shared by more needs the given name too, or
-# the codice fiscale.
+# A name search considers at most this many persons of the ambito whose names hold every word of
+# the query (word similarity per word, migrations 0009, 0011, 0012): a surname shared by more needs
+# the given name too (which then narrows the candidates through the index), or the codice fiscale.
 NAME_CANDIDATES = 2000
 
 
 def _name_candidates(principal: Principal, q: str) -> CTE:
-    """Computed once per statement (a CTE used by every branch is materialized), not per branch."""
+    """Computed once per statement (a CTE is materialized), however often the statement uses it."""
     found = (
         func.snodo_name_candidates(q, principal.ambito_id, NAME_CANDIDATES)
         .table_valued(column("person_id", Uuid()), column("score", Float()))

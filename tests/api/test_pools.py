@@ -379,6 +379,31 @@ class TestWorklist:
         assert short.status_code == 422
         assert short.json()["errors"][0]["field"] == "query.q"
 
+    async def test_every_word_of_a_search_must_be_in_the_name(self, demo_pools: Demo) -> None:
+        """ "Giulia Brambila" finds Giulia among the Brambillas; before, the query as a whole matched
+        every Brambilla, and among thousands the given name made no difference (migration 0012)."""
+        demo = demo_pools
+        for n, given in enumerate(("Mario", "Giulia", "Anna", "Giuliano")):
+            person = {
+                **NICCOLO,
+                "family_name": "Brambilla",
+                "given_name": given,
+                "birth_date": f"197{n}-05-01",
+            }
+            assert (await submit(demo, AS_MELZO, referral(person, need_areas=["poverta"]))).status_code == 201
+        headers = await demo.headers(AS_MELZO)
+
+        async def names(q: str) -> list[str]:
+            response = await demo.client.get("/api/v1/dossiers", params={"q": q}, headers=headers)
+            assert response.status_code == 200, response.text
+            return sorted(i["person"]["given_name"] for i in response.json()["items"])
+
+        assert await names("brambila") == ["Anna", "Giulia", "Giuliano", "Mario"]
+        assert await names("Giulia Brambila") == ["Giulia", "Giuliano"]  # "giulia" is in "giuliano"
+        assert await names("brambilla mario") == ["Mario"]
+        assert await names("brambilla marta") == []
+        assert await names("Brambilla, Anna") == ["Anna"]  # punctuation is not a word
+
     async def test_a_special_need_area_filter_reveals_nothing(
         self, demo_pools: Demo, session: AsyncSession
     ) -> None:
