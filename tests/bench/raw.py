@@ -54,7 +54,11 @@ class RawApp:
                         self.dsn,
                         min_size=POOL_SIZE,
                         max_size=POOL_SIZE,
-                        server_settings={"role": "snodo_app", "snodo.ambito_id": self.ambito},
+                        server_settings={
+                            "role": "snodo_app",
+                            "snodo.ambito_id": self.ambito,
+                            "plan_cache_mode": "force_custom_plan",  # as the service (app/core/db.py)
+                        },
                     )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
