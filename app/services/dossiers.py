@@ -60,6 +60,7 @@ from app.services.policy import (
     DossierAccess,
     DossierNotFound,
     Moment,
+    Visibility,
     label_visible_condition,
     load_dossier,
     member_pools,
@@ -345,6 +346,7 @@ def _name_candidates(principal: Principal, q: str) -> CTE:
 
 # Built once: an alias made per request rebuilt its column collection every time (~5 ms a page).
 _MEMBER_ROUTING = aliased(DossierRouting, name="member_routing")
+_FILTER_ROUTING = aliased(DossierRouting, name="filter_routing")
 # The worklist statement is built once per (principal, filters, page size, first page or not) with
 # these two bind parameters in it, and executed with their values: building it took ~5 ms of the
 # ~18 ms of Python a page cost, and a statement used again also keeps its SQLAlchemy cache key.
@@ -420,6 +422,27 @@ def _worklist_statement(
         if paged:
             branch = branch.where(Dossier.id < _AFTER)
         branches.append(branch.order_by(Dossier.id.desc()).limit(n))
+    if filters.pool_id is not None:
+        branches.append(_routed_to_filter_pool(parts, filters.pool_id, conditions, n, paged))
+    else:
+        branches.append(_routed_to_member_pools(principal, now, parts, conditions, n, paged))
+    candidates = union_all(*branches).subquery("candidates")
+    return (
+        statement.where(Dossier.id.in_(select(candidates.c.id)), visible(principal, now), *conditions)
+        .order_by(Dossier.id.desc())
+        .limit(n)
+    )
+
+
+def _routed_to_member_pools(
+    principal: Principal,
+    now: Moment,
+    parts: Visibility,
+    conditions: list[ColumnElement[bool]],
+    n: int,
+    paged: bool,
+) -> Select[uuid.UUID]:
+    """The pool basis: for each pool the principal sits in, its newest routings in force."""
     pools = member_pools(principal, now).subquery("my_pools")
     routing = _MEMBER_ROUTING
     routed = (
@@ -436,13 +459,31 @@ def _worklist_statement(
     if paged:
         routed = routed.where(routing.dossier_id < _AFTER)
     per_pool = routed.order_by(routing.dossier_id.desc()).limit(n).lateral("routed")
-    branches.append(select(per_pool.c.id).select_from(pools).join(per_pool, true()))
-    candidates = union_all(*branches).subquery("candidates")
-    return (
-        statement.where(Dossier.id.in_(select(candidates.c.id)), visible(principal, now), *conditions)
-        .order_by(Dossier.id.desc())
-        .limit(n)
+    return select(per_pool.c.id).select_from(pools).join(per_pool, true())
+
+
+def _routed_to_filter_pool(
+    parts: Visibility, pool_id: uuid.UUID, conditions: list[ColumnElement[bool]], n: int, paged: bool
+) -> Select[uuid.UUID]:
+    """The pool basis when the worklist is filtered by one pool: that pool's newest routings in
+    force whose dossier the pool basis opens. Through each member pool instead, every other member
+    pool's routings were walked to the end for the few also routed to this one (150 ms at 1M)."""
+    routing = _FILTER_ROUTING
+    routed = (
+        select(routing.dossier_id.label("id"))
+        .join(Dossier, Dossier.id == routing.dossier_id)
+        .join(Person, Person.id == Dossier.person_id)
+        .where(
+            routing.pool_id == pool_id,
+            routing.ended_at.is_(None),
+            *parts.common,
+            parts.bases["pool"],
+            *conditions,
+        )
     )
+    if paged:
+        routed = routed.where(routing.dossier_id < _AFTER)
+    return routed.order_by(routing.dossier_id.desc()).limit(n)
 
 
 async def list_visible(

@@ -3,6 +3,7 @@ list exactly what `policy.visible` allows, in order, page after page, with and w
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
-from app.models import Dossier, Person
+from app.models import Dossier, DossierRouting, Person
 from app.services.auth import authenticate
 from app.services.auth_events import ClientInfo
 from app.services.dossiers import _worklist_statement
@@ -124,16 +125,33 @@ async def test_every_user_pages_through_exactly_what_they_may_see(
     assert seen_by[DPO] == 0
 
 
-async def test_filters_keep_the_pages_complete(world: Demo) -> None:
+async def routed_to(session: AsyncSession, pool_id: str) -> set[str]:
+    routings = await session.scalars(
+        select(DossierRouting.dossier_id).where(
+            DossierRouting.pool_id == uuid.UUID(pool_id), DossierRouting.ended_at.is_(None)
+        )
+    )
+    return {str(dossier_id) for dossier_id in routings}
+
+
+async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSession) -> None:
+    pools = (await world.client.get("/api/v1/pools", headers=await world.headers(COORDINATOR))).json()
+    # every pool: some with the caller as a member, some without (then only its other bases count)
+    by_pool = [{"pool_id": pool["id"]} for pool in pools]
     for who in (AS_MELZO, AFOL, SOLLEVA):
         everything = await walk(world, who, limit=200)
-        for params in ({"need_area": "lavoro"}, {"state": "in_pool"}, {"q": "brambila"}):
+        for params in ({"need_area": "lavoro"}, {"state": "in_pool"}, {"q": "brambila"}, *by_pool):
             one_page = await walk(world, who, limit=200, **params)
             paged = await walk(world, who, **params)
             assert paged == one_page, (who, params)
             assert set(paged) <= set(everything)
+            if "pool_id" in params:  # exactly what the caller sees of that pool
+                routed = await routed_to(session, params["pool_id"])
+                assert paged == [d for d in everything if d in routed], (who, params)
     brambilla = await walk(world, AS_MELZO, q="brambila")  # a typo still finds her
     assert len(brambilla) == 1
+    routed = [await walk(world, AFOL, pool_id=pool["id"]) for pool in pools]
+    assert any(routed), "some pool should hold dossiers AFOL sees"
 
 
 async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
