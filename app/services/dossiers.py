@@ -47,6 +47,7 @@ from app.models import (
     AuditEvent,
     Dossier,
     DossierEvent,
+    DossierParticipant,
     DossierRouting,
     OutboxEvent,
     Person,
@@ -64,6 +65,7 @@ from app.services.policy import (
     label_visible_condition,
     load_dossier,
     member_pools,
+    participating_conditions,
     routed_to_pool_conditions,
     visibility,
     visible,
@@ -412,7 +414,7 @@ def _worklist_statement(
         return statement.where(visible(principal, now), *conditions).order_by(Dossier.id.desc()).limit(n)
     branches: list[Select[uuid.UUID]] = []
     for name, basis in parts.bases.items():
-        if name == "pool":
+        if name in ("pool", "participant"):  # driven from their own rows, below
             continue
         branch = (
             select(Dossier.id)
@@ -422,6 +424,7 @@ def _worklist_statement(
         if paged:
             branch = branch.where(Dossier.id < _AFTER)
         branches.append(branch.order_by(Dossier.id.desc()).limit(n))
+    branches.append(_participating(principal, now, parts, conditions, n, paged))
     if filters.pool_id is not None:
         branches.append(_routed_to_filter_pool(parts, filters.pool_id, conditions, n, paged))
     else:
@@ -432,6 +435,29 @@ def _worklist_statement(
         .order_by(Dossier.id.desc())
         .limit(n)
     )
+
+
+def _participating(
+    principal: Principal,
+    now: Moment,
+    parts: Visibility,
+    conditions: list[ColumnElement[bool]],
+    n: int,
+    paged: bool,
+) -> Select[uuid.UUID]:
+    """The participant basis, walked from the organization's participations (newest dossier
+    first, `ix_dossier_participant_org`). As a condition on dossiers, PostgreSQL walked every
+    dossier of the ambito backwards to meet them (33 ms for a cooperative at 1M)."""
+    branch = (
+        select(DossierParticipant.dossier_id.label("id"))
+        .join(Dossier, Dossier.id == DossierParticipant.dossier_id)
+        .join(Person, Person.id == Dossier.person_id)
+        .where(*participating_conditions(principal, now), *parts.common, *conditions)
+        .distinct()  # an organization may take part twice (two services): n dossiers, not n rows
+    )
+    if paged:
+        branch = branch.where(DossierParticipant.dossier_id < _AFTER)
+    return branch.order_by(DossierParticipant.dossier_id.desc()).limit(n)
 
 
 def _routed_to_member_pools(

@@ -350,6 +350,12 @@ def routed_to_pool_conditions(
     return [*_routing_in_force(principal, routing), _consent_covers(principal, now)]
 
 
+def participating_conditions(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
+    """With DossierParticipant joined to Dossier: the participant basis (the principal's
+    organization takes part now, and consent covers it)."""
+    return [*_participating(principal, now), _consent_covers(principal, now)]
+
+
 def section_visible(principal: Principal, section: Section, now: datetime) -> ColumnElement[bool]:
     """SQL on Dossier: visible *and* this section readable (a participant's sections may be narrower)."""
     if section not in section_rights(principal):

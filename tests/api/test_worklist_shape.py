@@ -46,6 +46,13 @@ CASES = [
     ("Moretti", INZAGO_ISTAT, ["lavoro"], ["comune", "afol", "cooperativa"]),
 ]
 WHO = [AS_MELZO, AS_INZAGO, AFOL, SOLLEVA, ARCHE, SERT, COORDINATOR, DPO]
+SOLLEVA_ORG, ARCHE_ORG = "Cooperativa Sociale Solleva", "Cooperativa Sociale Archè"
+PARTICIPANTS = {
+    "Brambilla": (SOLLEVA_ORG,),
+    "Colombo": (SOLLEVA_ORG,),
+    "Sala": (SOLLEVA_ORG,),
+    "Ricci": (SOLLEVA_ORG, ARCHE_ORG),
+}
 
 
 @pytest.fixture
@@ -63,6 +70,15 @@ async def world(demo_pools: Demo) -> Demo:
         body = referral(person, need_areas=areas, consent_recipients=recipients)
         answer = await demo.client.post("/api/v1/referrals", json=body, headers=await demo.headers(author))
         assert answer.status_code == 201, answer.text
+        # Cooperatives take part in some Melzo cases: Brambilla and Sala (consent covers them),
+        # Colombo (it does not), Ricci (Archè too).
+        for organization in PARTICIPANTS.get(family_name, ()):
+            involved = await demo.client.post(
+                f"/api/v1/dossiers/{answer.json()['dossier_id']}/participants",
+                headers=await demo.headers(AS_MELZO),
+                json={"organization_id": str(demo.org(organization)), "basis": "provider"},
+            )
+            assert involved.status_code == 201, involved.text
     # Solleva declines its first task: that routing no longer opens the dossier to it.
     tasks = (await demo.client.get("/api/v1/me/routing-tasks", headers=await demo.headers(SOLLEVA))).json()
     assert tasks, "the cases should have reached Solleva's pools"
