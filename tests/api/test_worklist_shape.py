@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
-from app.models import Dossier, DossierRouting, Person
+from app.models import Comune, Dossier, DossierRouting, Person
 from app.services.auth import authenticate
 from app.services.auth_events import ClientInfo
 from app.services.dossiers import _worklist_statement
@@ -150,13 +150,30 @@ async def routed_to(session: AsyncSession, pool_id: str) -> set[str]:
     return {str(dossier_id) for dossier_id in routings}
 
 
+async def resident_in(session: AsyncSession, comune_id: str) -> set[str]:
+    dossiers = await session.scalars(
+        select(Dossier.id).where(Dossier.residence_comune_id == uuid.UUID(comune_id))
+    )
+    return {str(dossier_id) for dossier_id in dossiers}
+
+
 async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSession) -> None:
     pools = (await world.client.get("/api/v1/pools", headers=await world.headers(COORDINATOR))).json()
     # every pool: some with the caller as a member, some without (then only its other bases count)
     by_pool = [{"pool_id": pool["id"]} for pool in pools]
+    comuni = await session.scalars(
+        select(Comune.id).where(Comune.istat_code.in_([MELZO_ISTAT, INZAGO_ISTAT]))
+    )
+    by_comune = [{"comune_id": str(comune_id)} for comune_id in comuni]
     for who in (AS_MELZO, AFOL, SOLLEVA):
         everything = await walk(world, who, limit=200)
-        for params in ({"need_area": "lavoro"}, {"state": "in_pool"}, {"q": "brambila"}, *by_pool):
+        for params in (
+            {"need_area": "lavoro"},
+            {"state": "in_pool"},
+            {"q": "brambila"},
+            *by_pool,
+            *by_comune,
+        ):
             one_page = await walk(world, who, limit=200, **params)
             paged = await walk(world, who, **params)
             assert paged == one_page, (who, params)
@@ -164,6 +181,9 @@ async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSessio
             if "pool_id" in params:  # exactly what the caller sees of that pool
                 routed = await routed_to(session, params["pool_id"])
                 assert paged == [d for d in everything if d in routed], (who, params)
+            if "comune_id" in params:
+                residents = await resident_in(session, params["comune_id"])
+                assert paged == [d for d in everything if d in residents], (who, params)
     brambilla = await walk(world, AS_MELZO, q="brambila")  # a typo still finds her
     assert len(brambilla) == 1
     routed = [await walk(world, AFOL, pool_id=pool["id"]) for pool in pools]
