@@ -181,6 +181,12 @@ async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSessio
             if "pool_id" in params:  # exactly what the caller sees of that pool
                 routed = await routed_to(session, params["pool_id"])
                 assert paged == [d for d in everything if d in routed], (who, params)
+            if "need_area" in params:
+                with_need = await session.scalars(
+                    select(Dossier.id).where(Dossier.need_areas.contains([params["need_area"]]))
+                )
+                wanted = {str(dossier_id) for dossier_id in with_need}
+                assert paged == [d for d in everything if d in wanted], (who, params)
             if "comune_id" in params:
                 residents = await resident_in(session, params["comune_id"])
                 assert paged == [d for d in everything if d in residents], (who, params)
