@@ -244,32 +244,22 @@ def _env(url: str, workdir: Path, extra: dict[str, str] | None = None) -> dict[s
 
 
 @contextmanager
-def serve(
-    url: str,
-    workdir: Path,
-    port: int,
-    extra_env: dict[str, str] | None = None,
-    extra_args: list[str] | None = None,
+def _running(
+    command: list[str], log_path: Path, ready_url: str, ready_status: int, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[bytes]]:
-    log_path = workdir / "serve.log"
+    """A subprocess, once `ready_url` answers `ready_status`; stopped with SIGINT (then killed)."""
     with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *(extra_args or [])],
-            cwd=REPO,
-            env=_env(url, workdir, extra_env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 90
             while True:
                 if process.poll() is not None:
-                    raise RuntimeError(f"the server exited early, see {log_path}")
+                    raise RuntimeError(f"{command[2]} exited early, see {log_path}")
                 with suppress(httpx.TransportError):
-                    if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    if httpx.get(ready_url, timeout=2).status_code == ready_status:
                         break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the server is not ready after 90 s, see {log_path}")
+                    raise RuntimeError(f"{command[2]} is not ready after 90 s, see {log_path}")
                 time.sleep(0.2)
             yield process
         finally:
@@ -282,6 +272,20 @@ def serve(
 
 
 @contextmanager
+def serve(
+    url: str,
+    workdir: Path,
+    port: int,
+    extra_env: dict[str, str] | None = None,
+    extra_args: list[str] | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *(extra_args or [])]
+    ready = f"http://127.0.0.1:{port}/readyz"
+    with _running(command, workdir / "serve.log", ready, 200, _env(url, workdir, extra_env)) as process:
+        yield process
+
+
+@contextmanager
 def serve_raw(
     workdir: Path, dsn: str, port: int, *, enabled: bool
 ) -> Iterator[subprocess.Popen[bytes] | None]:
@@ -289,33 +293,10 @@ def serve_raw(
     if not enabled:
         yield None
         return
-    log_path = workdir / "raw.log"
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tests.bench.raw", str(workdir / RAW_STATEMENTS), dsn, str(port)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                if process.poll() is not None:
-                    raise RuntimeError(f"the raw baseline exited early, see {log_path}")
-                with suppress(httpx.TransportError):
-                    if httpx.get(f"http://127.0.0.1:{port}/raw/-", timeout=2).status_code == 404:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the raw baseline is not ready after 60 s, see {log_path}")
-                time.sleep(0.2)
-            yield process
-        finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    command = [sys.executable, "-m", "tests.bench.raw", str(workdir / RAW_STATEMENTS), dsn, str(port)]
+    # It answers 404 for a statement it does not have: that is how it says it is up.
+    with _running(command, workdir / "raw.log", f"http://127.0.0.1:{port}/raw/-", 404) as process:
+        yield process
 
 
 class Tokens:
