@@ -395,7 +395,9 @@ def _worklist_statement(
     Each branch is exactly one disjunct of `visible` with the filters, so the first `limit + 1`
     of the union are the first `limit + 1` of the whole. Asked as one `visible` (an OR of
     EXISTS), PostgreSQL hashes every routing of the principal's pools and every consent on each
-    page, and a pool member's page took 0.8 s at 1M dossiers (docs/performance.md)."""
+    page, and a pool member's page took 0.8 s at 1M dossiers (docs/performance.md). Which rows a
+    branch walks (dossiers, participations, a pool's routings) is chosen for the filters asked;
+    a search has its own, smaller shape."""
     now = _NOW
     # A routing answer overdue: a column of the page itself, not a second round trip.
     overdue = _overdue_condition(now).label("overdue")
@@ -412,18 +414,20 @@ def _worklist_statement(
         if paged:
             conditions = [*conditions, Dossier.id < _AFTER]
         return statement.where(visible(principal, now), *conditions).order_by(Dossier.id.desc()).limit(n)
-    branches: list[Select[uuid.UUID]] = []
-    for name, basis in parts.bases.items():
-        if name in ("pool", "participant"):  # driven from their own rows, below
-            continue
-        branch = (
-            select(Dossier.id)
-            .join(Person, Person.id == Dossier.person_id)
-            .where(*parts.common, basis, *conditions)
-        )
+
+    def walking_dossiers(basis: ColumnElement[bool]) -> Select[uuid.UUID]:
+        """A basis as a walk over dossiers, newest first (PostgreSQL picks the index)."""
+        branch = select(Dossier.id).join(Person, Person.id == Dossier.person_id)
+        branch = branch.where(*parts.common, basis, *conditions)
         if paged:
             branch = branch.where(Dossier.id < _AFTER)
-        branches.append(branch.order_by(Dossier.id.desc()).limit(n))
+        return branch.order_by(Dossier.id.desc()).limit(n)
+
+    branches = [
+        walking_dossiers(basis)
+        for name, basis in parts.bases.items()
+        if name not in ("pool", "participant")  # driven from their own rows, below
+    ]
     branches.append(_participating(principal, now, parts, conditions, n, paged))
     if filters.pool_id is not None:
         branches.append(_routed_to_filter_pool(parts, filters.pool_id, conditions, n, paged))
@@ -434,11 +438,7 @@ def _worklist_statement(
         # 1M, one client: afol with Liscate 115 -> 2.3 ms; as.melzo with lavoro 367 -> 5.8 ms,
         # anziani 165 -> 3.6 ms. For a pool member a need area is walked through its pools,
         # which mostly hold it (the other way round, coop.solleva with anziani: 31 -> 125 ms).
-        pooled = select(Dossier.id).join(Person, Person.id == Dossier.person_id)
-        pooled = pooled.where(*parts.common, parts.bases["pool"], *conditions)
-        if paged:
-            pooled = pooled.where(Dossier.id < _AFTER)
-        branches.append(pooled.order_by(Dossier.id.desc()).limit(n))
+        branches.append(walking_dossiers(parts.bases["pool"]))
     else:
         branches.append(_routed_to_member_pools(principal, now, parts, conditions, n, paged))
     candidates = union_all(*branches).subquery("candidates")
