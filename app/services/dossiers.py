@@ -28,7 +28,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.core.enums import (
     AuditAction,
@@ -414,17 +414,8 @@ def _worklist_statement(
         if paged:
             conditions = [*conditions, Dossier.id < _AFTER]
         return statement.where(visible(principal, now), *conditions).order_by(Dossier.id.desc()).limit(n)
-
-    def walking_dossiers(basis: ColumnElement[bool]) -> Select[uuid.UUID]:
-        """A basis as a walk over dossiers, newest first (PostgreSQL picks the index)."""
-        branch = select(Dossier.id).join(Person, Person.id == Dossier.person_id)
-        branch = branch.where(*parts.common, basis, *conditions)
-        if paged:
-            branch = branch.where(Dossier.id < _AFTER)
-        return branch.order_by(Dossier.id.desc()).limit(n)
-
     branches = [
-        walking_dossiers(basis)
+        _walk(Dossier.id, [*parts.common, basis, *conditions], n, paged)
         for name, basis in parts.bases.items()
         if name not in ("pool", "participant")  # driven from their own rows, below
     ]
@@ -438,7 +429,7 @@ def _worklist_statement(
         # 1M, one client: afol with Liscate 115 -> 2.3 ms; as.melzo with lavoro 367 -> 5.8 ms,
         # anziani 165 -> 3.6 ms. For a pool member a need area is walked through its pools,
         # which mostly hold it (the other way round, coop.solleva with anziani: 31 -> 125 ms).
-        branches.append(walking_dossiers(parts.bases["pool"]))
+        branches.append(_walk(Dossier.id, [*parts.common, parts.bases["pool"], *conditions], n, paged))
     else:
         branches.append(_routed_to_member_pools(principal, now, parts, conditions, n, paged))
     candidates = union_all(*branches).subquery("candidates")
@@ -460,16 +451,9 @@ def _participating(
     """The participant basis, walked from the organization's participations (newest dossier
     first, `ix_dossier_participant_org`). As a condition on dossiers, PostgreSQL walked every
     dossier of the ambito backwards to meet them (33 ms for a cooperative at 1M)."""
-    branch = (
-        select(DossierParticipant.dossier_id.label("id"))
-        .join(Dossier, Dossier.id == DossierParticipant.dossier_id)
-        .join(Person, Person.id == Dossier.person_id)
-        .where(*participating_conditions(principal, now), *parts.common, *conditions)
-        .distinct()  # an organization may take part twice (two services): n dossiers, not n rows
-    )
-    if paged:
-        branch = branch.where(DossierParticipant.dossier_id < _AFTER)
-    return branch.order_by(DossierParticipant.dossier_id.desc()).limit(n)
+    where = [*participating_conditions(principal, now), *parts.common, *conditions]
+    # An organization may take part twice (two services): n dossiers, not n rows.
+    return _walk(DossierParticipant.dossier_id, where, n, paged, distinct=True)
 
 
 def _routed_to_member_pools(
@@ -483,20 +467,13 @@ def _routed_to_member_pools(
     """The pool basis: for each pool the principal sits in, its newest routings in force."""
     pools = member_pools(principal, now).subquery("my_pools")
     routing = _MEMBER_ROUTING
-    routed = (
-        select(routing.dossier_id.label("id"))
-        .join(Dossier, Dossier.id == routing.dossier_id)
-        .join(Person, Person.id == Dossier.person_id)
-        .where(
-            routing.pool_id == pools.c.pool_id,
-            *routed_to_pool_conditions(principal, now, routing),
-            *parts.common,
-            *conditions,
-        )
-    )
-    if paged:
-        routed = routed.where(routing.dossier_id < _AFTER)
-    per_pool = routed.order_by(routing.dossier_id.desc()).limit(n).lateral("routed")
+    where = [
+        routing.pool_id == pools.c.pool_id,
+        *routed_to_pool_conditions(principal, now, routing),
+        *parts.common,
+        *conditions,
+    ]
+    per_pool = _walk(routing.dossier_id, where, n, paged).lateral("routed")
     return select(per_pool.c.id).select_from(pools).join(per_pool, true())
 
 
@@ -507,21 +484,36 @@ def _routed_to_filter_pool(
     force whose dossier the pool basis opens. Through each member pool instead, every other member
     pool's routings were walked to the end for the few also routed to this one (150 ms at 1M)."""
     routing = _FILTER_ROUTING
-    routed = (
-        select(routing.dossier_id.label("id"))
-        .join(Dossier, Dossier.id == routing.dossier_id)
-        .join(Person, Person.id == Dossier.person_id)
-        .where(
-            routing.pool_id == pool_id,
-            routing.ended_at.is_(None),
-            *parts.common,
-            parts.bases["pool"],
-            *conditions,
-        )
-    )
+    where = [
+        routing.pool_id == pool_id,
+        routing.ended_at.is_(None),
+        *parts.common,
+        parts.bases["pool"],
+        *conditions,
+    ]
+    return _walk(routing.dossier_id, where, n, paged)
+
+
+def _walk(
+    key: InstrumentedAttribute[uuid.UUID],
+    where: list[ColumnElement[bool]],
+    n: int,
+    paged: bool,
+    *,
+    distinct: bool = False,
+) -> Select[uuid.UUID]:
+    """One keyset branch: the dossier ids along `key` (a dossier id: of Dossier itself, or of a
+    row joined to it), newest first, below the cursor when paging, at most `n`, where `where`
+    holds. The row of `key` drives the walk; PostgreSQL picks the index."""
+    branch = select(key.label("id"))
+    if key is not Dossier.id:
+        branch = branch.join(Dossier, Dossier.id == key)
+    branch = branch.join(Person, Person.id == Dossier.person_id).where(*where)
+    if distinct:
+        branch = branch.distinct()
     if paged:
-        routed = routed.where(routing.dossier_id < _AFTER)
-    return routed.order_by(routing.dossier_id.desc()).limit(n)
+        branch = branch.where(key < _AFTER)
+    return branch.order_by(key.desc()).limit(n)
 
 
 async def list_visible(
