@@ -9,7 +9,7 @@ from app.models.consent import Consent
 from app.models.dossier import BreakGlass, Dossier, DossierEntry, DossierEvent, DossierParticipant
 from app.models.organization import Organization
 from app.models.outbox import OutboxEvent
-from app.models.person import Household, Person
+from app.models.person import Household, Person, PersonNameWord
 from app.models.pool import (
     DossierRouting,
     Pool,
@@ -51,6 +51,7 @@ __all__ = [
     "Organization",
     "OutboxEvent",
     "Person",
+    "PersonNameWord",
     "Pool",
     "PoolComune",
     "PoolMeeting",

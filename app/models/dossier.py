@@ -63,6 +63,8 @@ class Dossier(IdMixin, TimestampMixin, Base):
 
     __table_args__ = (
         Index("uq_dossier_ambito_person", "ambito_id", "person_id", unique=True),
+        # A person's dossier id without visiting the dossier: the name search (migration 0013).
+        Index("ix_dossier_person", "person_id", postgresql_include=["id"]),
         Index("uq_dossier_id_ambito", "id", "ambito_id", unique=True),
         Index("ix_dossier_ambito_residence", "ambito_id", "residence_comune_id", "id"),
         Index("ix_dossier_case_manager", "case_manager_user_id", "id"),

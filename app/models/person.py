@@ -66,6 +66,8 @@ class Person(IdMixin, TimestampMixin, Base):
             postgresql_using="gin",
             postgresql_ops={"name_key": "gin_trgm_ops"},
         ),
+        # A typo-tolerant search finds persons by exact word (snodo_name_dossiers, migration 0013).
+        Index("ix_person_name_words", text("string_to_array(name_key, ' ')"), postgresql_using="gin"),
         Index("uq_person_id_ambito", "id", "ambito_id", unique=True),
         CheckConstraint("fiscal_code ~ '^[A-Z0-9]{16}$'", name="fiscal_code_format"),
         CheckConstraint(
@@ -84,5 +86,26 @@ class Person(IdMixin, TimestampMixin, Base):
             ["household.id", "household.ambito_id"],
             name="fk_person_household_same_ambito",
             ondelete="RESTRICT",
+        ),
+    )
+
+
+class PersonNameWord(Base):
+    """Each word of the names of an ambito's persons, once, with no link to any person: where a
+    name search learns which words a (misspelt) query word may mean. Kept by triggers on person
+    and read only by `snodo_name_dossiers`; the application's role has no privilege on it."""
+
+    __tablename__ = "person_name_word"
+
+    ambito_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    word: Mapped[str] = mapped_column(Text, primary_key=True)
+
+    __table_args__ = (
+        ForeignKeyConstraint(["ambito_id"], ["ambito.id"], ondelete="RESTRICT"),
+        Index(
+            "ix_person_name_word_trgm",
+            "word",
+            postgresql_using="gin",
+            postgresql_ops={"word": "gin_trgm_ops"},
         ),
     )

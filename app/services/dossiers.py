@@ -11,12 +11,11 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    CTE,
     ColumnElement,
     DateTime,
-    Float,
     Row,
     Select,
+    Subquery,
     Uuid,
     bindparam,
     column,
@@ -319,31 +318,39 @@ def _filter_conditions(
     if filters.overdue is not None:
         overdue = _overdue_condition(now)
         conditions.append(overdue if filters.overdue else ~overdue)
-    if filters.q:
-        query = "".join(filters.q.split()).upper()
-        if FISCAL_CODE_QUERY.match(query):
-            conditions.append(Person.fiscal_code == query)
-        else:
-            # Word similarity on the accent-folded name: "rosi" finds "Rossi Mario", "cantu" "Cantù".
-            candidates = _name_candidates(principal, filters.q.strip())
-            conditions.append(Person.id.in_(select(candidates.c.person_id)))
     return conditions
 
 
-# A name search considers at most this many persons of the ambito whose names hold every word of
-# the query (word similarity per word, migrations 0009, 0011, 0012): a surname shared by more needs
-# the given name too (which then narrows the candidates through the index), or the codice fiscale.
+def _named(principal: Principal, q: str, paged: bool) -> Subquery:
+    """The dossiers a search (`q`) names, newest first: by codice fiscale (one person), or by
+    name (at most NAME_CANDIDATES, found by `snodo_name_dossiers`, migrations 0009-0013)."""
+    query = "".join(q.split()).upper()
+    named: Select[uuid.UUID]
+    key: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID]
+    if FISCAL_CODE_QUERY.match(query):
+        named = (
+            select(Dossier.id).join(Person, Person.id == Dossier.person_id).where(Person.fiscal_code == query)
+        )
+        key = Dossier.id
+    else:
+        # Each word of the accent-folded query similar to a word of the name: "rosi" finds "Rossi
+        # Mario", "cantu" "Cantù"; "brambila giulia" the Giulia Brambillas.
+        found = (
+            func.snodo_name_dossiers(q.strip(), principal.ambito_id, NAME_CANDIDATES)
+            .table_valued(column("dossier_id", Uuid()))
+            .alias("found")
+        )
+        key = found.c.dossier_id
+        named = select(key.label("id"))
+    if paged:
+        named = named.where(key < _AFTER)
+    return named.order_by(key.desc()).subquery("named")
+
+
+# A name search considers at most this many dossiers of the ambito whose persons' names hold every
+# word of the query: a surname shared by more needs the given name too (which then narrows the
+# candidates through the index), or the codice fiscale.
 NAME_CANDIDATES = 2000
-
-
-def _name_candidates(principal: Principal, q: str) -> CTE:
-    """Computed once per statement (a CTE is materialized), however often the statement uses it."""
-    found = (
-        func.snodo_name_candidates(q, principal.ambito_id, NAME_CANDIDATES)
-        .table_valued(column("person_id", Uuid()), column("score", Float()))
-        .alias("found")
-    )
-    return select(found.c.person_id).cte("name_candidates")
 
 
 # Built once: an alias made per request rebuilt its column collection every time (~5 ms a page).
@@ -408,12 +415,18 @@ def _worklist_statement(
     conditions = _filter_conditions(principal, filters, now)
     n = limit + 1
     if filters.q:
-        # A search names at most NAME_CANDIDATES persons (or one codice fiscale): check `visible`
-        # once on each of their dossiers. Through the branches below, each pool's branch went over
-        # every candidate again (150 ms for a common surname at 1M dossiers, against ~40).
-        if paged:
-            conditions = [*conditions, Dossier.id < _AFTER]
-        return statement.where(visible(principal, now), *conditions).order_by(Dossier.id.desc()).limit(n)
+        # A search names at most NAME_CANDIDATES dossiers (or one codice fiscale's): newest
+        # first, then `visible` and the filters on each in that order until the page is full.
+        # Through the branches below, each pool's branch went over every candidate again (150 ms
+        # for a common surname at 1M dossiers); with `visible` on every candidate before the sort
+        # 40 ms, half of it on candidates beyond the page.
+        newest_first = _named(principal, filters.q, paged)
+        return (
+            statement.join(newest_first, newest_first.c.id == Dossier.id)
+            .where(visible(principal, now), *conditions)
+            .order_by(Dossier.id.desc())
+            .limit(n)
+        )
     branches = [
         _walk(Dossier.id, [*parts.common, basis, *conditions], n, paged)
         for name, basis in parts.bases.items()

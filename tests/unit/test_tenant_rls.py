@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import set_tenant
-from app.models import Ambito, Comune, Person
+from app.models import Ambito, Comune, Dossier, Person
 
 
 @pytest.fixture
@@ -21,13 +23,25 @@ async def two_ambiti(session: AsyncSession) -> tuple[Ambito, Ambito]:
         comune = Comune(ambito_id=ambito.id, istat_code=istat, name=code.title(), province="MI")
         session.add(comune)
         await session.flush()
+        person = Person(
+            ambito_id=ambito.id,
+            family_name="Rossi",
+            given_name="Anna",
+            no_fiscal_code_reason="not_known",
+            residence_comune_id=comune.id,
+        )
+        session.add(person)
+        await session.flush()
         session.add(
-            Person(
+            Dossier(
                 ambito_id=ambito.id,
-                family_name="Rossi",
-                given_name="Anna",
-                no_fiscal_code_reason="not_known",
+                person_id=person.id,
+                state="segnalato",
+                compartment="ordinary",
+                need_areas=["lavoro"],
+                urgency="ordinaria",
                 residence_comune_id=comune.id,
+                opened_at=datetime(2026, 11, 1, tzinfo=UTC),
             )
         )
         ambiti.append(ambito)
@@ -68,10 +82,40 @@ async def test_without_an_ambito_nothing_is_visible(
 async def test_the_name_search_function_answers_only_for_the_requests_ambito(
     session: AsyncSession, two_ambiti: tuple[Ambito, Ambito]
 ) -> None:
-    """snodo_name_candidates bypasses row-level security to use its index: it checks the tenant."""
+    """snodo_name_dossiers bypasses row-level security to use its indexes: it checks the tenant."""
     melzo, pioltello = two_ambiti
-    search = text("SELECT count(*) FROM snodo_name_candidates('rosi anna', :ambito, 100)")
+    search = text("SELECT count(*) FROM snodo_name_dossiers('rosi anna', :ambito, 100)")
     async with session.begin_nested():
         await set_tenant(session, melzo.id)
         assert await session.scalar(search, {"ambito": melzo.id}) == 1  # "rosi" finds Rossi
         assert await session.scalar(search, {"ambito": pioltello.id}) == 0  # asked for another ambito
+
+
+async def test_the_word_list_of_names_is_not_readable_by_the_application(
+    session: AsyncSession, two_ambiti: tuple[Ambito, Ambito]
+) -> None:
+    """The words of every name of the ambito: only the search function reads them."""
+    melzo, _ = two_ambiti
+    async with session.begin_nested():
+        await set_tenant(session, melzo.id)
+        with pytest.raises(DBAPIError, match="permission denied"):
+            async with session.begin_nested():
+                await session.execute(text("SELECT word FROM person_name_word"))
+
+
+async def test_a_corrected_name_is_found_by_its_new_words(
+    session: AsyncSession, two_ambiti: tuple[Ambito, Ambito]
+) -> None:
+    """The word list follows a person's name when it changes (the update trigger of 0013)."""
+    melzo, _ = two_ambiti
+    search = text("SELECT count(*) FROM snodo_name_dossiers(:q, :ambito, 100)")
+    async with session.begin_nested():
+        await set_tenant(session, melzo.id)
+        assert await session.scalar(search, {"q": "Brambila", "ambito": melzo.id}) == 0
+        person = await session.scalar(select(Person).where(Person.ambito_id == melzo.id))
+        assert person is not None
+        person.family_name = "Brambilla"
+        await session.flush()
+        assert await session.scalar(search, {"q": "Brambila", "ambito": melzo.id}) == 1  # a typo too
+        assert await session.scalar(search, {"q": "Brambilla Anna", "ambito": melzo.id}) == 1
+        assert await session.scalar(search, {"q": "Brambilla Elena", "ambito": melzo.id}) == 0
