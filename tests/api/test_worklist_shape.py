@@ -12,11 +12,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
+from app.core.enums import ConfidentialityLabel
 from app.models import Comune, Dossier, DossierRouting, Person
 from app.services.auth import authenticate
 from app.services.auth_events import ClientInfo
 from app.services.dossiers import _worklist_statement
-from app.services.policy import visible
+from app.services.policy import label_visible_condition, visible
 from tests.intake import (
     AFOL,
     ARCHE,
@@ -28,6 +29,7 @@ from tests.intake import (
     MELZO_ISTAT,
     SERT,
     SOLLEVA,
+    dossier_of,
     referral,
 )
 from tests.support import Demo
@@ -44,7 +46,11 @@ CASES = [
     ("Bianchi", INZAGO_ISTAT, ["disabilita"], ["comune", "cooperativa", "asst"]),
     ("Ricci", MELZO_ISTAT, ["lavoro", "anziani"], ["comune", "cooperativa", "afol", "asst"]),
     ("Moretti", INZAGO_ISTAT, ["lavoro"], ["comune", "afol", "cooperativa"]),
+    ("Rota", MELZO_ISTAT, ["dipendenze"], ["comune", "asst"]),  # consent names no special category
+    ("Fumagalli", INZAGO_ISTAT, ["dipendenze", "lavoro"], ["comune", "afol", "asst"]),
 ]
+# Consents that allow a special category to be shared (HL7 ETH: substance abuse).
+SPECIAL = {"Villa": ["ETH"], "Fumagalli": ["ETH"]}
 WHO = [AS_MELZO, AS_INZAGO, AFOL, SOLLEVA, ARCHE, SERT, COORDINATOR, DPO]
 SOLLEVA_ORG, ARCHE_ORG = "Cooperativa Sociale Solleva", "Cooperativa Sociale Archè"
 PARTICIPANTS = {
@@ -67,7 +73,12 @@ async def world(demo_pools: Demo) -> Demo:
             "residence_comune_istat": istat,
         }
         author = AS_MELZO if istat == MELZO_ISTAT else AS_INZAGO
-        body = referral(person, need_areas=areas, consent_recipients=recipients)
+        body = referral(
+            person,
+            need_areas=areas,
+            consent_recipients=recipients,
+            consent_special_categories=SPECIAL.get(family_name),
+        )
         answer = await demo.client.post("/api/v1/referrals", json=body, headers=await demo.headers(author))
         assert answer.status_code == 201, answer.text
         # Cooperatives take part in some Melzo cases: Brambilla and Sala (consent covers them),
@@ -194,6 +205,40 @@ async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSessio
     assert len(brambilla) == 1
     routed = [await walk(world, AFOL, pool_id=pool["id"]) for pool in pools]
     assert any(routed), "some pool should hold dossiers AFOL sees"
+
+
+async def test_a_special_category_filter_lists_exactly_what_the_label_allows(
+    world: Demo, app: FastAPI, session: AsyncSession, clock: FrozenClock
+) -> None:
+    """`need_area=dipendenze` starts, for a social worker, from the consents carrying ETH
+    (dossiers._labelled): the pages must still be what the caller sees of dossiers with that need
+    and a consent that shows it the label, no more, no less."""
+    for who in (AS_MELZO, AS_INZAGO, SERT, AFOL):
+        principal = await authenticate(
+            session=session,
+            security=app.state.security,
+            authorization=f"Bearer {await world.token(who)}",
+            client=ClientInfo(),
+        )
+        reference = await session.scalars(
+            select(Dossier.id)
+            .where(
+                visible(principal, clock.now()),
+                Dossier.need_areas.contains(["dipendenze"]),
+                label_visible_condition(principal, ConfidentialityLabel.ETH, clock.now()),
+            )
+            .order_by(Dossier.id.desc())
+        )
+        wanted = [str(dossier_id) for dossier_id in reference]
+        assert await walk(world, who, need_area="dipendenze") == wanted, who
+        assert await walk(world, who, need_area="dipendenze", limit=200) == wanted, who
+    # Villa (ETH allowed, Melzo) is the Melzo social worker's; Rota (no ETH) is nobody's here.
+    villa = await dossier_of(session, family_name="Villa")
+    rota = await dossier_of(session, family_name="Rota")
+    melzo = await walk(world, AS_MELZO, need_area="dipendenze")
+    assert str(villa.id) in melzo
+    assert str(rota.id) not in melzo
+    assert str(rota.id) in await walk(world, AS_MELZO, limit=200)  # seen, just not as dipendenze
 
 
 async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
