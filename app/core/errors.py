@@ -148,18 +148,25 @@ async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return internal_error_response(request)
 
 
-QUERY_CANCELED = "57014"  # statement_timeout (or a cancel request)
+# The transaction was rolled back and the same request may well succeed when sent again.
+TRANSIENT = frozenset(
+    {
+        "57014",  # query_canceled: statement_timeout (or a cancel request)
+        "40P01",  # deadlock_detected: PostgreSQL chose this transaction to break a lock cycle
+        "40001",  # serialization_failure
+    }
+)
 RETRY_AFTER_S = "5"
 
 
 async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
-    """A statement that ran out of time, or a pool with no free connection, is a 503 to retry;
-    any other database error is a bug (500)."""
+    """A statement that ran out of time or lost a deadlock, or a pool with no free connection,
+    is a 503 to retry; any other database error is a bug (500)."""
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if isinstance(exc, PoolTimeout) or sqlstate == QUERY_CANCELED:
+    if isinstance(exc, PoolTimeout) or sqlstate in TRANSIENT:
         logger.warning("database busy", extra={"path": request.url.path, "sqlstate": sqlstate})
         busy = Busy(
-            "The database did not answer in time; nothing was changed.",
+            "The database could not finish the request now; nothing was changed. Send it again.",
             headers={"Retry-After": RETRY_AFTER_S},
         )
         return await _handle_problem(request, busy)

@@ -41,10 +41,12 @@ NAME_WORDS_TRIGGER = """
 CREATE FUNCTION snodo_person_name_words() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 BEGIN
+    -- In one order, so that two transactions adding the same new words wait, never deadlock.
     INSERT INTO person_name_word (ambito_id, word)
     SELECT DISTINCT n.ambito_id, w
     FROM new_person AS n, unnest(string_to_array(n.name_key, ' ')) AS w
     WHERE w <> ''
+    ORDER BY 1, 2
     ON CONFLICT DO NOTHING;
     RETURN NULL;
 END;

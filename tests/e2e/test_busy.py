@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -13,7 +14,7 @@ from app.core.settings import Settings
 from app.main import create_app
 from app.services.demo import seed_demo
 from tests.db import asyncpg_dsn, create_database, drop_database
-from tests.intake import AS_MELZO
+from tests.intake import AS_MELZO, MELZO_ISTAT, referral
 from tests.support import DEMO_PASSWORD
 
 pytestmark = pytest.mark.e2e
@@ -58,3 +59,65 @@ async def test_a_statement_timeout_is_a_503_with_retry_after(busy_url: str, sett
     finally:
         await blocker.close()
         await database.dispose()
+
+
+async def test_a_request_that_loses_a_deadlock_is_a_503_and_writes_nothing(
+    busy_url: str, settings: Settings
+) -> None:
+    """PostgreSQL breaks a lock cycle by aborting one transaction: for a request that is a 503 to
+    retry (its transaction is gone, nothing of it written), not a 500. The cycle: another session
+    holds a new name word of the referral's person ("zuzzu") and asks for the other one ("abba")
+    once the referral's trigger holds it (a person's words are added in order: abba, then zuzzu).
+    The request waits first, so PostgreSQL's check runs in its backend and aborts it."""
+    database = Database.from_url(busy_url, settings)
+    app = create_app(settings, database=database)
+    async with session_scope(database) as session:
+        await set_tenant(session, ALL_AMBITI)
+        await seed_demo(session=session, passwords=app.state.security.passwords, password=DEMO_PASSWORD)
+    person = {
+        "no_fiscal_code_reason": "not_known",
+        "family_name": "Zuzzu",
+        "given_name": "Abba",
+        "birth_date": "1970-01-01",
+        "residence_comune_istat": MELZO_ISTAT,
+    }
+    other = await asyncpg.connect(asyncpg_dsn(busy_url))
+    try:
+        ambito = await other.fetchval("SELECT id FROM ambito")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            token = await client.post(
+                "/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD}
+            )
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            transaction = other.transaction()
+            await transaction.start()
+            add_word = "INSERT INTO person_name_word (ambito_id, word) VALUES ($1, $2)"
+            await other.execute(add_word, ambito, "zuzzu")
+            submitted = asyncio.create_task(
+                client.post("/api/v1/referrals", json=referral(person), headers=headers)
+            )
+            await _until_waiting(other)
+            await other.execute(add_word, ambito, "abba", timeout=15)  # waits until the request is aborted
+            answer = await asyncio.wait_for(submitted, 15)
+            await transaction.rollback()
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.headers["retry-after"] == "5"
+        assert answer.json()["type"].endswith("/busy")
+        assert await other.fetchval("SELECT count(*) FROM person WHERE family_name = 'Zuzzu'") == 0
+        assert await other.fetchval("SELECT count(*) FROM referral") == 0
+    finally:
+        await other.close()
+        await database.dispose()
+
+
+async def _until_waiting(observer: asyncpg.Connection) -> None:
+    """Until another backend (the request's: no other runs) waits for a lock."""
+    for _ in range(500):
+        waiting = await observer.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the request never waited for the lock")
