@@ -425,6 +425,12 @@ def _worklist_statement(
         # branches below, each pool's branch went over every candidate again (150 ms for a common
         # surname at 1M dossiers); with `visible` on every candidate before the sort, 40 ms.
         return _newest_visible(statement, _named(principal, filters.q, paged), principal, now, conditions, n)
+    manager = principal.id if filters.assigned_to_me else filters.case_manager_id
+    if manager is not None:
+        # One case manager's dossiers (hundreds): walked newest first through
+        # ix_dossier_case_manager. Through the bases, each basis ran to its end to find them
+        # (as.melzo at 1M: 35 ms).
+        return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
     label = NEED_AREA_LABEL.get(filters.need_area) if filters.need_area is not None else None
     if label is not None and "residence" in parts.bases:
         # A special-category need area for a social worker: few persons have a consent carrying
@@ -475,6 +481,14 @@ def _newest_visible(
         .order_by(Dossier.id.desc())
         .limit(n)
     )
+
+
+def _managed_by(user_id: uuid.UUID, paged: bool) -> Subquery:
+    """The dossiers this user is the case manager of, newest first (`ix_dossier_case_manager`)."""
+    managed = select(Dossier.id).where(Dossier.case_manager_user_id == user_id)
+    if paged:
+        managed = managed.where(Dossier.id < _AFTER)
+    return managed.order_by(Dossier.id.desc()).subquery("managed")
 
 
 def _labelled(need_area: NeedArea, label: ConfidentialityLabel, paged: bool) -> Subquery:

@@ -241,6 +241,36 @@ async def test_a_special_category_filter_lists_exactly_what_the_label_allows(
     assert str(rota.id) in await walk(world, AS_MELZO, limit=200)  # seen, just not as dipendenze
 
 
+async def test_case_manager_filters_list_exactly_that_case_manager_s_visible_dossiers(
+    world: Demo, session: AsyncSession
+) -> None:
+    """`assigned_to_me` and `case_manager_id` walk that user's dossiers (dossiers._managed_by):
+    the pages must be what the caller sees of them, for callers who see all, some or none."""
+    managers = {"Brambilla": AS_INZAGO, "Sala": AS_INZAGO, "Colombo": AS_MELZO}
+    for family_name, manager in managers.items():
+        dossier = await dossier_of(session, family_name=family_name)
+        url = f"/api/v1/dossiers/{dossier.id}"
+        current = await world.client.get(url, headers=await world.headers(AS_MELZO))
+        assigned = await world.client.patch(
+            url,
+            headers={**await world.headers(AS_MELZO), "If-Match": current.headers["ETag"]},
+            json={"case_manager_user_id": str(world.users[manager])},
+        )
+        assert assigned.status_code == 200, assigned.text
+    ids = {name: str((await dossier_of(session, family_name=name)).id) for name in managers}
+    managed_by = {
+        user: {ids[name] for name, m in managers.items() if m == user} for user in (AS_MELZO, AS_INZAGO)
+    }
+    for who in (AS_MELZO, AS_INZAGO, AFOL, SOLLEVA):
+        everything = await walk(world, who, limit=200)
+        mine = await walk(world, who, assigned_to_me="true")
+        assert mine == [d for d in everything if d in managed_by.get(who, set())], who
+        inzago_s = await walk(world, who, case_manager_id=str(world.users[AS_INZAGO]))
+        assert inzago_s == [d for d in everything if d in managed_by[AS_INZAGO]], who
+    # The Melzo dossiers assigned to the Inzago social worker are hers to see, and listed.
+    assert len(await walk(world, AS_INZAGO, assigned_to_me="true")) == 2
+
+
 async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
     world: Demo, clock: FrozenClock
 ) -> None:
