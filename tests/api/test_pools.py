@@ -404,6 +404,16 @@ class TestWorklist:
         assert await names("brambilla marta") == []
         assert await names("Brambilla, Anna") == ["Anna"]  # punctuation is not a word
 
+    async def test_odd_searches_answer_an_empty_page_not_an_error(self, demo_pools: Demo) -> None:
+        demo = demo_pools
+        assert (await submit(demo, AS_MELZO, referral(NICCOLO, need_areas=["poverta"]))).status_code == 201
+        headers = await demo.headers(AS_MELZO)
+        odd = ("%%%", "___", "'''", "ß ß ß", "🙂🙂🙂", "a" * 100, "x\ty\tz", "--;", "\\\\\\", "a b c d e f g")
+        for q in odd:
+            response = await demo.client.get("/api/v1/dossiers", params={"q": q}, headers=headers)
+            assert response.status_code == 200, (q, response.text)
+            assert response.json()["items"] == [], q
+
     async def test_a_special_need_area_filter_reveals_nothing(
         self, demo_pools: Demo, session: AsyncSession
     ) -> None:
