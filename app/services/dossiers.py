@@ -346,9 +346,7 @@ def _named(principal: Principal, q: str, paged: bool) -> Subquery:
         )
         key = found.c.dossier_id
         named = select(key.label("id"))
-    if paged:
-        named = named.where(key < _AFTER)
-    return named.order_by(key.desc()).subquery("named")
+    return _newest_first(named, key, paged, "named")
 
 
 # A name search considers at most this many dossiers of the ambito whose persons' names hold every
@@ -409,8 +407,9 @@ def _worklist_statement(
     of the union are the first `limit + 1` of the whole. Asked as one `visible` (an OR of
     EXISTS), PostgreSQL hashes every routing of the principal's pools and every consent on each
     page, and a pool member's page took 0.8 s at 1M dossiers (docs/performance.md). Which rows a
-    branch walks (dossiers, participations, a pool's routings) is chosen for the filters asked;
-    a search has its own, smaller shape."""
+    branch walks (dossiers, participations, a pool's routings) is chosen for the filters asked.
+    A search, a case manager's dossiers and a special category for a social worker start instead
+    from a small candidate set, newest first (`_newest_visible`)."""
     now = _NOW
     # A routing answer overdue: a column of the page itself, not a second round trip.
     overdue = _overdue_condition(now).label("overdue")
@@ -431,13 +430,12 @@ def _worklist_statement(
         # ix_dossier_case_manager. Through the bases, each basis ran to its end to find them
         # (as.melzo at 1M: 35 ms).
         return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
-    label = NEED_AREA_LABEL.get(filters.need_area) if filters.need_area is not None else None
-    if label is not None and "residence" in parts.bases:
+    area = filters.need_area
+    if area in NEED_AREA_LABEL and "residence" in parts.bases:
         # A special-category need area for a social worker: few persons have a consent carrying
         # its label (~1% at 1M), so every basis below ran to its end to find them (250 ms). Start
         # from those consents instead. (A pool member's pools mostly hold its own need areas.)
-        assert filters.need_area is not None
-        labelled = _labelled(filters.need_area, label, paged)
+        labelled = _labelled(area, NEED_AREA_LABEL[area], paged)
         return _newest_visible(statement, labelled, principal, now, conditions, n)
     branches = [
         _walk(Dossier.id, [*parts.common, basis, *conditions], n, paged)
@@ -486,9 +484,7 @@ def _newest_visible(
 def _managed_by(user_id: uuid.UUID, paged: bool) -> Subquery:
     """The dossiers this user is the case manager of, newest first (`ix_dossier_case_manager`)."""
     managed = select(Dossier.id).where(Dossier.case_manager_user_id == user_id)
-    if paged:
-        managed = managed.where(Dossier.id < _AFTER)
-    return managed.order_by(Dossier.id.desc()).subquery("managed")
+    return _newest_first(managed, Dossier.id, paged, "managed")
 
 
 def _labelled(need_area: NeedArea, label: ConfidentialityLabel, paged: bool) -> Subquery:
@@ -502,9 +498,19 @@ def _labelled(need_area: NeedArea, label: ConfidentialityLabel, paged: bool) -> 
             literal(label.value) == any_(Consent.labels),
         ),
     )
+    return _newest_first(labelled, Dossier.id, paged, "labelled")
+
+
+def _newest_first(
+    candidates: Select[uuid.UUID],
+    key: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID],
+    paged: bool,
+    name: str,
+) -> Subquery:
+    """A candidate set for `_newest_visible`: dossier ids (`key`) below the cursor, newest first."""
     if paged:
-        labelled = labelled.where(Dossier.id < _AFTER)
-    return labelled.order_by(Dossier.id.desc()).subquery("labelled")
+        candidates = candidates.where(key < _AFTER)
+    return candidates.order_by(key.desc()).subquery(name)
 
 
 def _participating(
