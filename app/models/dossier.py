@@ -67,6 +67,7 @@ class Dossier(IdMixin, TimestampMixin, Base):
         Index("ix_dossier_person", "person_id", postgresql_include=["id"]),
         Index("uq_dossier_id_ambito", "id", "ambito_id", unique=True),
         Index("ix_dossier_ambito_residence", "ambito_id", "residence_comune_id", "id"),
+        Index("ix_dossier_ambito_state", "ambito_id", "state", "id"),  # one state, newest first
         Index("ix_dossier_case_manager", "case_manager_user_id", "id"),
         Index("ix_dossier_awaiting_routing", "ambito_id", postgresql_where=text("awaiting_routing")),
         CheckConstraint(values_check("need_areas", NeedArea), name="need_areas_known"),

@@ -176,11 +176,13 @@ async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSessio
         select(Comune.id).where(Comune.istat_code.in_([MELZO_ISTAT, INZAGO_ISTAT]))
     )
     by_comune = [{"comune_id": str(comune_id)} for comune_id in comuni]
-    for who in (AS_MELZO, AFOL, SOLLEVA):
+    for who in (AS_MELZO, AS_INZAGO, AFOL, SOLLEVA):
         everything = await walk(world, who, limit=200)
         for params in (
             {"need_area": "lavoro"},
             {"state": "in_pool"},
+            {"state": "segnalato"},
+            {"state": ["in_pool", "segnalato"]},
             {"q": "brambila"},
             *by_pool,
             *by_comune,
@@ -197,6 +199,11 @@ async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSessio
                     select(Dossier.id).where(Dossier.need_areas.contains([params["need_area"]]))
                 )
                 wanted = {str(dossier_id) for dossier_id in with_need}
+                assert paged == [d for d in everything if d in wanted], (who, params)
+            if "state" in params:
+                states = params["state"] if isinstance(params["state"], list) else [params["state"]]
+                in_state = await session.scalars(select(Dossier.id).where(Dossier.state.in_(states)))
+                wanted = {str(dossier_id) for dossier_id in in_state}
                 assert paged == [d for d in everything if d in wanted], (who, params)
             if "comune_id" in params:
                 residents = await resident_in(session, params["comune_id"])
