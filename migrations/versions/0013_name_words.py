@@ -81,13 +81,9 @@ BEGIN
     FROM (SELECT w FROM regexp_split_to_table(folded, '\s+') AS w WHERE length(w) >= 3 LIMIT 4) AS x;
     IF words IS NULL THEN
         -- only short words: the query as a whole against the whole name (trigram index)
-        RETURN QUERY
-            SELECT d.id FROM person p JOIN dossier d ON d.person_id = p.id
-            WHERE p.ambito_id = in_ambito AND folded <% p.name_key
-            LIMIT cap;
-        RETURN;
+        conditions := ' AND $7 <% p.name_key';
     END IF;
-    FOR i IN 1 .. array_length(words, 1) LOOP
+    FOR i IN 1 .. coalesce(array_length(words, 1), 0) LOOP
         alike := ARRAY(
             SELECT n.word FROM person_name_word n WHERE n.ambito_id = in_ambito AND words[i] <% n.word
         );
@@ -105,7 +101,7 @@ BEGIN
     RETURN QUERY EXECUTE
         'SELECT d.id FROM person p JOIN dossier d ON d.person_id = p.id'
         || ' WHERE p.ambito_id = $1' || conditions || ' LIMIT $6'
-    USING in_ambito, s1, s2, s3, s4, cap;
+    USING in_ambito, s1, s2, s3, s4, cap, folded;
 END;
 $$
 """
