@@ -58,6 +58,7 @@ class Plan:
     scans: list[str] = field(default_factory=list)
     error: str | None = None
     parameters: Any = None  # as sent to the driver (for the raw baseline), not in the report
+    generic: bool = False  # the service asked for a generic plan (plan_cache_mode) before it
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "parameters"}
@@ -93,17 +94,37 @@ def summarize_scans(plan_text: str) -> list[str]:
 
 
 class _Capture:
-    """Remember the SELECTs sent on a connection while `active`."""
+    """Remember the SELECTs sent on a connection while `active`, and whether the service had
+    asked for generic plans before each (`set_config('plan_cache_mode', …)`, not kept itself)."""
 
     def __init__(self) -> None:
         self.active = False
-        self.statements: list[tuple[str, Any]] = []
+        self.statements: list[tuple[str, Any, bool]] = []
+        self.generic = False
 
     def __call__(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
-        if self.active and statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            self.statements.append((statement, parameters))
+        if not self.active or not statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            return
+        if statement.lstrip().startswith("SELECT set_config(") and "plan_cache_mode" in (parameters or ()):
+            self.generic = "force_generic_plan" in parameters
+            return
+        self.statements.append((statement, parameters, self.generic))
+
+
+def _literal(value: Any) -> str:
+    """A parameter as SQL text for EXECUTE (an untyped literal takes the parameter's type)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return _literal("{" + ",".join('"' + str(v).replace('"', '\\"') + '"' for v in value) + "}")
+    text_value = value.isoformat() if isinstance(value, datetime) else str(value)
+    return "'" + text_value.replace("'", "''") + "'"
 
 
 async def _principal(session: AsyncSession, email: str) -> Principal:
@@ -129,8 +150,19 @@ async def _timed(connection: AsyncConnection, statement: str, parameters: Any) -
     return (time.perf_counter() - started) * 1000, rows
 
 
-async def _analyse(connection: AsyncConnection, plan: Plan, statement: str, parameters: Any) -> None:
+async def _analyse(
+    connection: AsyncConnection, plan: Plan, statement: str, parameters: Any, *, generic: bool = False
+) -> None:
     plan.sql = statement
+    if generic:
+        # As the service runs it: one plan for any values (a prepared statement's generic plan).
+        # EXPLAIN with parameters would plan for the values; EXPLAIN EXECUTE shows the cached plan.
+        await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        await connection.exec_driver_sql("DEALLOCATE ALL")
+        await connection.exec_driver_sql("PREPARE snodo_plan AS " + statement)
+        execute = f"EXECUTE snodo_plan({', '.join(_literal(v) for v in parameters or ())})"
+        statement, parameters = (execute, ()) if parameters else ("EXECUTE snodo_plan", ())
+        plan.name += " [generic plan]"
     best = min([await _timed(connection, statement, parameters) for _ in range(3)])
     plan.best_of_3_ms, plan.rows = round(best[0], 2), best[1]
     plan.plan = await _explain(connection, statement, parameters)
@@ -172,6 +204,7 @@ async def collect(
                     for name, value in case.settings.items():
                         await session.execute(select(func.set_config(name, value, True)))
                     capture.statements.clear()
+                    capture.generic = False
                     capture.active = True
                     try:
                         await case.run(session, principal, datetime.now(UTC))
@@ -181,13 +214,13 @@ async def collect(
                         plan.error = "no SELECT captured"
                         continue
                     # Usually one SELECT (the page); should the service send more, each is explained.
-                    for k, (statement, parameters) in enumerate(capture.statements):
+                    for k, (statement, parameters, generic) in enumerate(capture.statements):
                         if k:
                             plan = Plan(f"{case.name} (statement {k + 1})")
                             plans.append(plan)
-                        plan.sql, plan.parameters = statement, parameters
+                        plan.sql, plan.parameters, plan.generic = statement, parameters, generic
                         if explain:
-                            await _analyse(connection, plan, statement, parameters)
+                            await _analyse(connection, plan, statement, parameters, generic=generic)
                 except Exception as exc:  # a case that fails is reported, the others still run
                     plan.error = f"{type(exc).__name__}: {exc}"[:500]
                 finally:

@@ -29,7 +29,8 @@ from typing import Any
 import asyncpg
 import uvicorn
 
-Statements = dict[str, tuple[str, tuple[Any, ...], str]]  # key → (sql, parameters, ambito id)
+# key → (sql, parameters, ambito id, plan_cache_mode the service ran it with)
+Statements = dict[str, tuple[str, tuple[Any, ...], str, str]]
 POOL_SIZE = 20
 
 
@@ -37,10 +38,14 @@ class RawApp:
     def __init__(self, statements: Statements, dsn: str) -> None:
         self.statements = statements
         self.dsn = dsn
-        ambiti = {ambito for _, _, ambito in statements.values()}
+        ambiti = {ambito for _, _, ambito, _ in statements.values()}
         if len(ambiti) != 1:
             raise ValueError(f"the statements span {len(ambiti)} ambiti; one pool serves one")
         self.ambito = ambiti.pop()
+        modes = {mode for _, _, _, mode in statements.values()}
+        if len(modes) != 1:
+            raise ValueError(f"the statements want {len(modes)} plan cache modes; one pool has one")
+        self.plan_cache_mode = modes.pop()
         self.pool: asyncpg.Pool | None = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -57,7 +62,8 @@ class RawApp:
                         server_settings={
                             "role": "snodo_app",
                             "snodo.ambito_id": self.ambito,
-                            "plan_cache_mode": "force_custom_plan",  # as the service (app/core/db.py)
+                            # as the service ran these statements (app/core/db.py, dossiers.py)
+                            "plan_cache_mode": self.plan_cache_mode,
                         },
                     )
                     await send({"type": "lifespan.startup.complete"})
@@ -73,7 +79,7 @@ class RawApp:
         if found is None or self.pool is None:
             await _respond(send, 404, b'{"detail": "no such statement"}')
             return
-        sql, parameters, _ = found
+        sql, parameters, _, _ = found
         async with self.pool.acquire() as connection:
             rows = await connection.fetch(sql, *parameters)
         await _respond(send, 200, json.dumps([dict(row) for row in rows], default=str).encode())
