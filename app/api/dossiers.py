@@ -119,16 +119,13 @@ async def list_dossiers(
         q=q,
     )
     result = await dossiers.list_visible(session, principal, page, now=now, filters=filters)
-    # The rows of our own SELECT, already of the declared types: built without validating each
-    # field again (validation was a fifth of the Python a page cost); the response model still
-    # serializes them.
-    return DossierList.model_construct(
+    return DossierList(
         items=[
-            DossierListItem.model_construct(
+            DossierListItem(
                 id=row.id,
                 state=row.state,
                 urgency=row.urgency,
-                person=PersonSummary.model_construct(
+                person=PersonSummary(
                     id=row.person_id,
                     family_name=row.family_name,
                     given_name=row.given_name,
