@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import jwt
+from app.core.db import tenant_of, tenant_was_set
 from app.core.enums import AuthEventKind, OrganizationKind, Role, Scope
 from app.core.principal import Principal
 from app.core.problems import InvalidGrant, NotAuthenticated, TooManyAttempts
@@ -364,7 +365,7 @@ async def _authenticate_local(
 
     row = (
         await session.execute(
-            select(User, Organization, AuthSession)
+            select(User, Organization, AuthSession, tenant_of(session, User.ambito_id))
             .join(Organization, Organization.id == User.organization_id)
             .join(AuthSession, AuthSession.user_id == User.id)
             .where(User.id == user_id, AuthSession.id == session_id)
@@ -377,8 +378,10 @@ async def _authenticate_local(
         or row[2].revoked_at is not None
         or row[2].expires_at <= now
     ):
+        # The tenant may be set: nothing but the refusal follows in this transaction.
         raise NotAuthenticated("The session has ended.", invalid_token=True)
-    user, organization, auth_session = row
+    user, organization, auth_session, _ = row
+    tenant_was_set(session, user.ambito_id)
     return _user_principal(user, organization, session_id=auth_session.id)
 
 
