@@ -11,7 +11,7 @@ from fastapi import Depends, Header, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.context import request_id_var
-from app.core.db import Database, session_scope, set_tenant
+from app.core.db import Database, session_scope
 from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, decode_cursor
 from app.core.principal import Principal
 from app.core.problems import PreconditionFailed, PreconditionRequired
@@ -56,11 +56,11 @@ ClientDep = Annotated[ClientInfo, Depends(get_client)]
 async def get_principal(
     request: Request, session: SessionDep, security: SecurityDep, client: ClientDep
 ) -> Principal:
-    """The caller, re-validated against the database on every request."""
+    """The caller, re-validated against the database on every request; the request's transaction
+    scoped to its ambito."""
     principal = await authenticate(
         session=session, security=security, authorization=request.headers.get("authorization"), client=client
     )
-    await set_tenant(session, principal.ambito_id)
     request.state.principal = principal
     return principal
 

@@ -83,28 +83,15 @@ def assume_role(engine: AsyncEngine, role: str) -> None:
 ALL_AMBITI = "*"
 
 
-_TENANT = "snodo.tenant"  # Session.info key: the ambito this transaction is scoped to
-
-
 async def set_tenant(session: AsyncSession, ambito: uuid.UUID | str) -> None:
     """Scope this transaction's row-level security to one ambito ('*': system work, all of them)."""
-    if session.info.get(_TENANT) == str(ambito):
-        return
     await session.execute(select(func.set_config("snodo.ambito_id", str(ambito), True)))
-    session.info[_TENANT] = str(ambito)
 
 
-def tenant_of(session: AsyncSession, ambito_id: Any) -> ColumnElement[str]:
-    """A column that scopes the transaction to the ambito of the row it is selected with (so that
-    the query that finds the caller also sets its tenant: one round trip less per request); the
-    caller must then call `set_tenant` with that ambito, which has nothing left to do."""
-    session.info.pop(_TENANT, None)
+def tenant_of(ambito_id: Any) -> ColumnElement[str]:
+    """`set_tenant` as a column: selected with a row, it scopes the transaction to that row's
+    ambito in the same round trip (the query that finds the caller sets its tenant)."""
     return func.set_config("snodo.ambito_id", cast(ambito_id, Text), True)
-
-
-def tenant_was_set(session: AsyncSession, ambito: uuid.UUID | str) -> None:
-    """Record that a statement with `tenant_of` scoped the transaction to `ambito`."""
-    session.info[_TENANT] = str(ambito)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import jwt
-from app.core.db import tenant_of, tenant_was_set
+from app.core.db import set_tenant, tenant_of
 from app.core.enums import AuthEventKind, OrganizationKind, Role, Scope
 from app.core.principal import Principal
 from app.core.problems import InvalidGrant, NotAuthenticated, TooManyAttempts
@@ -309,6 +309,17 @@ async def logout(
 async def authenticate(
     *, session: AsyncSession, security: Security, authorization: str | None, client: ClientInfo
 ) -> Principal:
+    """The caller, with the transaction scoped to its ambito (row-level security)."""
+    principal = await _authenticate(session, security, authorization, client)
+    if principal.kind != "user" or principal.session_id is None:
+        # A local access token's query scoped it already (`tenant_of`); the others did not.
+        await set_tenant(session, principal.ambito_id)
+    return principal
+
+
+async def _authenticate(
+    session: AsyncSession, security: Security, authorization: str | None, client: ClientInfo
+) -> Principal:
     if not authorization:
         raise NotAuthenticated("Send `Authorization: Bearer <token>`.")
     scheme, _, credentials = authorization.partition(" ")
@@ -365,7 +376,7 @@ async def _authenticate_local(
 
     row = (
         await session.execute(
-            select(User, Organization, AuthSession, tenant_of(session, User.ambito_id))
+            select(User, Organization, AuthSession, tenant_of(User.ambito_id))
             .join(Organization, Organization.id == User.organization_id)
             .join(AuthSession, AuthSession.user_id == User.id)
             .where(User.id == user_id, AuthSession.id == session_id)
@@ -381,7 +392,6 @@ async def _authenticate_local(
         # The tenant may be set: nothing but the refusal follows in this transaction.
         raise NotAuthenticated("The session has ended.", invalid_token=True)
     user, organization, auth_session, _ = row
-    tenant_was_set(session, user.ambito_id)
     return _user_principal(user, organization, session_id=auth_session.id)
 
 
