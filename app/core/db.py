@@ -34,7 +34,10 @@ class Database:
             url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_pool_overflow,
-            pool_pre_ping=True,
+            # No ping before each checkout (a round trip, ~0.8 ms of a request's CPU): a connection
+            # that died while pooled fails its request with a 503 to retry (errors.py), and
+            # SQLAlchemy then discards every connection the pool held before that moment.
+            pool_pre_ping=False,
             connect_args={
                 "server_settings": {
                     "application_name": "snodo",

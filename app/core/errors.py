@@ -160,9 +160,17 @@ RETRY_AFTER_S = "5"
 
 
 async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
-    """A statement that ran out of time or lost a deadlock, or a pool with no free connection,
-    is a 503 to retry; any other database error is a bug (500)."""
+    """A statement that ran out of time or lost a deadlock, a pool with no free connection, or a
+    connection lost (PostgreSQL restarted, the backend terminated) is a 503 to retry; any other
+    database error is a bug (500)."""
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        logger.warning("database connection lost", extra={"path": request.url.path, "sqlstate": sqlstate})
+        lost = Busy(
+            "The connection to the database was lost before the request finished. Send it again.",
+            headers={"Retry-After": RETRY_AFTER_S},
+        )
+        return await _handle_problem(request, lost)
     if isinstance(exc, PoolTimeout) or sqlstate in TRANSIENT:
         logger.warning("database busy", extra={"path": request.url.path, "sqlstate": sqlstate})
         busy = Busy(

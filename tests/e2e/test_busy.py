@@ -121,3 +121,46 @@ async def _until_waiting(observer: asyncpg.Connection) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the request never waited for the lock")
+
+
+async def test_a_connection_lost_while_pooled_is_a_503_and_the_next_request_reconnects(
+    busy_url: str, settings: Settings
+) -> None:
+    """The pool does not ping a connection before lending it (a round trip on every request).
+    When PostgreSQL restarted or a backend was terminated meanwhile, the request that meets the
+    dead connection is a 503 to retry, and the pool drops every connection it held before: the
+    next request runs on a new one."""
+    database = Database.from_url(busy_url, settings)
+    app = create_app(settings, database=database)
+    async with session_scope(database) as session:
+        await set_tenant(session, ALL_AMBITI)
+        await seed_demo(session=session, passwords=app.state.security.passwords, password=DEMO_PASSWORD)
+    admin = await asyncpg.connect(asyncpg_dsn(busy_url))
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            token = await client.post(
+                "/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD}
+            )
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            assert (await client.get("/api/v1/dossiers", headers=headers)).status_code == 200
+            terminated = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND application_name = 'snodo'"
+            )
+            assert terminated >= 1  # the pooled connections of the requests above
+            audit_before = await admin.fetchval("SELECT count(*) FROM audit_event")
+
+            lost = await client.get("/api/v1/dossiers", headers=headers)
+            assert lost.status_code == 503, lost.text
+            assert lost.headers["content-type"].startswith("application/problem+json")
+            assert lost.headers["retry-after"] == "5"
+            assert lost.json()["type"].endswith("/busy")
+            assert "connection to the database was lost" in lost.json()["detail"]
+
+            again = await client.get("/api/v1/dossiers", headers=headers)
+            assert again.status_code == 200, again.text
+            assert await admin.fetchval("SELECT count(*) FROM audit_event") == audit_before + 1
+    finally:
+        await admin.close()
+        await database.dispose()
