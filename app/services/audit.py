@@ -31,6 +31,7 @@ ZERO_HASH = bytes(32)
 PURPOSE_CASEWORK = "presa_in_carico"
 _PENDING = "snodo.audit.pending"  # Session.info key: rows noted, not yet inserted
 _MARKS = "snodo.audit.marks"  # Session.info key: savepoint → rows noted before it began
+_INSERT = insert(AuditEvent.__table__)
 
 
 def _values(
@@ -90,7 +91,9 @@ async def record(
 def _insert_pending(session: Session) -> None:
     pending = session.info.pop(_PENDING, None)
     if pending:
-        session.execute(insert(AuditEvent), pending)
+        # Core, on the session's connection: the ORM's bulk path costs a request ~1 ms more.
+        # One row (the common case) as a single execute, not a batch of one.
+        session.connection().execute(_INSERT, pending[0] if len(pending) == 1 else pending)
     session.info.pop(_MARKS, None)
 
 
