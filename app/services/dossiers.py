@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from app.core.db import set_local
 from app.core.enums import (
     AuditAction,
     Compartment,
@@ -369,14 +370,13 @@ _FILTER_ROUTING = aliased(DossierRouting, name="filter_routing")
 _NOW = bindparam("worklist_now", type_=DateTime(timezone=True))
 _AFTER = bindparam("worklist_after", type_=Uuid())
 WORKLIST_STATEMENTS = 512
-# For the rest of the request's transaction, plan prepared statements once per connection (the
-# app's connections plan each execution for its values, app/core/db.py). The worklist's
+# For the rest of the request's transaction (`set_local` below), plan prepared statements once per
+# connection (the app's connections plan each execution for its values, app/core/db.py). The worklist's
 # statement is the same for every principal of a shape, values apart, and its branches are keyset
 # walks whose plan does not depend on them: planning it took as long as running it (at 1M, as.melzo
 # 10 + 11 ms). Measured at 1M for 25 callers and filters, the generic plan was as fast or faster
 # everywhere (as.inzago, trasferito: 88 -> 7 ms) but for a need area (as.melzo, lavoro: 17 -> 56 ms:
 # the share of dossiers with a need area is not known without its value).
-_GENERIC_PLAN = select(func.set_config("plan_cache_mode", "force_generic_plan", True))
 
 
 WorklistSelect = Select[*tuple[Any, ...]]
@@ -639,7 +639,7 @@ async def list_visible(
     # On the session's connection, not through the ORM session: plain rows, no ORM loading.
     connection = await session.connection()
     if filters.need_area is None:
-        await connection.execute(_GENERIC_PLAN)
+        await set_local(connection, "plan_cache_mode", "force_generic_plan")
     rows = (await connection.execute(statement, parameters)).all()
     await audit.record(
         session,

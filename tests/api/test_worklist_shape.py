@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
@@ -300,3 +300,20 @@ async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
     assert _worklist_statement.cache_info().hits == hits + 1
     everything = await walk(world, AFOL, limit=200)
     assert set(late) <= set(everything)
+
+
+async def test_the_worklist_runs_with_a_generic_plan_except_for_a_need_area(
+    world: Demo, session: AsyncSession
+) -> None:
+    """The worklist's statement is planned once per connection (it would take as long to plan as
+    to run), except with a need area, whose share of dossiers only its value tells: the request's
+    transaction says so in `plan_cache_mode` (the tests' requests share one transaction)."""
+
+    async def plan_mode_after(**params: Any) -> str:
+        page = await world.client.get("/api/v1/dossiers", params=params, headers=await world.headers(AS_MELZO))
+        assert page.status_code == 200, page.text
+        return str(await session.scalar(select(func.current_setting("plan_cache_mode"))))
+
+    assert await plan_mode_after(need_area="lavoro") != "force_generic_plan"
+    assert await plan_mode_after() == "force_generic_plan"
+    assert await plan_mode_after(q="brambila") == "force_generic_plan"
