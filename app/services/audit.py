@@ -31,7 +31,7 @@ ZERO_HASH = bytes(32)
 PURPOSE_CASEWORK = "presa_in_carico"
 _PENDING = "snodo.audit.pending"  # Session.info key: rows noted, not yet inserted
 _MARKS = "snodo.audit.marks"  # Session.info key: savepoint → rows noted before it began
-_INSERT = insert(AuditEvent.__table__)
+_INSERT = insert(AuditEvent)  # on a connection: a plain Core insert, no ORM bulk path
 
 
 def _values(
