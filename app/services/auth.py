@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Uuid, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import jwt
@@ -374,25 +374,61 @@ async def _authenticate_local(
         await record(session, security.clock, AuthEventKind.access_token_rejected, client, reason="claims")
         raise NotAuthenticated("The token is not valid.", invalid_token=True) from None
 
+    connection = await session.connection()
     row = (
-        await session.execute(
-            select(User, Organization, AuthSession, tenant_of(User.ambito_id))
-            .join(Organization, Organization.id == User.organization_id)
-            .join(AuthSession, AuthSession.user_id == User.id)
-            .where(User.id == user_id, AuthSession.id == session_id)
-        )
+        await connection.execute(_LOCAL_SESSION, {"user_id": user_id, "session_id": session_id})
     ).one_or_none()
-    now = security.clock.now()
     if (
         row is None
-        or not _user_usable(row[0], row[1])
-        or row[2].revoked_at is not None
-        or row[2].expires_at <= now
+        or not (row.user_active and row.organization_active)
+        or row.revoked_at is not None
+        or row.expires_at <= security.clock.now()
     ):
         # The tenant may be set: nothing but the refusal follows in this transaction.
         raise NotAuthenticated("The session has ended.", invalid_token=True)
-    user, organization, auth_session, _ = row
-    return _user_principal(user, organization, session_id=auth_session.id)
+    return Principal(
+        kind="user",
+        id=row.id,
+        name=row.full_name,
+        organization_id=row.organization_id,
+        organization_kind=OrganizationKind(row.organization_kind),
+        organization_name=row.organization_name,
+        ambito_id=row.ambito_id,
+        roles=frozenset(Role(r) for r in row.roles),
+        scopes=ALL_SCOPES,
+        is_org_admin=row.is_org_admin,
+        session_id=session_id,
+        organization_comune_id=row.organization_comune_id,
+    )
+
+
+# Every request with a local access token asks this: built once, plain rows (the three ORM
+# entities it loaded cost ~1 ms of a request's CPU), and the transaction scoped to the user's
+# ambito in the same round trip. The principal it gives is `_user_principal`'s.
+_LOCAL_SESSION = (
+    select(
+        User.id,
+        User.full_name,
+        User.ambito_id,
+        User.roles,
+        User.is_org_admin,
+        User.active.label("user_active"),
+        Organization.id.label("organization_id"),
+        Organization.kind.label("organization_kind"),
+        Organization.name.label("organization_name"),
+        Organization.comune_id.label("organization_comune_id"),
+        Organization.active.label("organization_active"),
+        AuthSession.revoked_at,
+        AuthSession.expires_at,
+        tenant_of(User.ambito_id).label("tenant"),
+    )
+    .join(Organization, Organization.id == User.organization_id)
+    .join(AuthSession, AuthSession.user_id == User.id)
+    .where(
+        User.id == bindparam("user_id", type_=Uuid()),
+        AuthSession.id == bindparam("session_id", type_=Uuid()),
+    )
+)
 
 
 async def _authenticate_oidc(
