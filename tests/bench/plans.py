@@ -94,23 +94,21 @@ def summarize_scans(plan_text: str) -> list[str]:
 
 
 class _Capture:
-    """Remember the SELECTs sent on a connection while `active`, and whether the service had
-    asked for generic plans before each (`set_config('plan_cache_mode', …)`, not kept itself)."""
+    """Remember the SELECTs sent on a connection while `active` (the service's `set_config`
+    selects apart)."""
 
     def __init__(self) -> None:
         self.active = False
-        self.statements: list[tuple[str, Any, bool]] = []
-        self.generic = False
+        self.statements: list[tuple[str, Any]] = []
 
     def __call__(
         self, conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
     ) -> None:
         if not self.active or not statement.lstrip().upper().startswith(("SELECT", "WITH")):
             return
-        if statement.lstrip().startswith("SELECT set_config(") and "plan_cache_mode" in (parameters or ()):
-            self.generic = "force_generic_plan" in parameters
+        if statement.lstrip().startswith("SELECT set_config("):
             return
-        self.statements.append((statement, parameters, self.generic))
+        self.statements.append((statement, parameters))
 
 
 def _literal(value: Any) -> str:
@@ -204,7 +202,6 @@ async def collect(
                     for name, value in case.settings.items():
                         await session.execute(select(func.set_config(name, value, True)))
                     capture.statements.clear()
-                    capture.generic = False
                     capture.active = True
                     try:
                         await case.run(session, principal, datetime.now(UTC))
@@ -213,8 +210,12 @@ async def collect(
                     if not capture.statements:
                         plan.error = "no SELECT captured"
                         continue
+                    # The plan mode the service left for the rest of its transaction (a SET LOCAL,
+                    # sent through the driver, before the page's SELECT): the one its SELECT ran with.
+                    mode = await connection.scalar(text("SELECT current_setting('plan_cache_mode')"))
+                    generic = mode == "force_generic_plan"
                     # Usually one SELECT (the page); should the service send more, each is explained.
-                    for k, (statement, parameters, generic) in enumerate(capture.statements):
+                    for k, (statement, parameters) in enumerate(capture.statements):
                         if k:
                             plan = Plan(f"{case.name} (statement {k + 1})")
                             plans.append(plan)
