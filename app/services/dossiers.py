@@ -276,6 +276,13 @@ class WorklistFilter:
     overdue: bool | None = None
     q: str | None = None
 
+    @property
+    def generic_plan(self) -> bool:
+        """Whether the page may run with a generic plan (see `_GENERIC_PLAN_NOTE`): not with a
+        need area, nor with `overdue`, whose generic plans were slower (lavoro at 1M: 17 -> 56 ms)
+        or a disaster (overdue at 100k: afol 27 ms -> 2.6 s, as.melzo 47 ms -> 4.0 s)."""
+        return self.need_area is None and self.overdue is None
+
 
 FISCAL_CODE_QUERY = re.compile(r"^[A-Z0-9]{16}$")
 MIN_SEARCH_LENGTH = 3
@@ -369,13 +376,16 @@ _FILTER_ROUTING = aliased(DossierRouting, name="filter_routing")
 _NOW = bindparam("worklist_now", type_=DateTime(timezone=True))
 _AFTER = bindparam("worklist_after", type_=Uuid())
 WORKLIST_STATEMENTS = 512
-# For the rest of the request's transaction (`set_local` below), plan prepared statements once per
-# connection (the app's connections plan each execution for its values, app/core/db.py). The worklist's
-# statement is the same for every principal of a shape, values apart, and its branches are keyset
-# walks whose plan does not depend on them: planning it took as long as running it (at 1M, as.melzo
-# 10 + 11 ms). Measured at 1M for 25 callers and filters, the generic plan was as fast or faster
-# everywhere (as.inzago, trasferito: 88 -> 7 ms) but for a need area (as.melzo, lavoro: 17 -> 56 ms:
-# the share of dossiers with a need area is not known without its value).
+# _GENERIC_PLAN_NOTE. For the rest of the request's transaction (`set_local` below), plan prepared
+# statements once per connection (the app's connections plan each execution for its values,
+# app/core/db.py). The worklist's statement is the same for every principal of a shape, values
+# apart, and its branches are keyset walks whose plan does not depend on them: planning it took as
+# long as running it (at 1M, as.melzo 10 + 11 ms). Measured for 25 callers and filters at 1M and
+# 16 at 100k, the generic plan was as fast or faster (as.inzago, trasferito at 1M: 88 -> 7 ms)
+# except with a need area (the share of dossiers with one is not known without its value) and with
+# `overdue` (at 100k the generic plan starts from every consent of the ambito):
+# `WorklistFilter.generic_plan`. A generic plan depends on the statistics: check both sizes again
+# when the statement changes (docs/performance.md, "Generic plans").
 
 
 WorklistSelect = Select[*tuple[Any, ...]]
@@ -637,7 +647,7 @@ async def list_visible(
     statement, parameters = _worklist(principal, page, filters, now)
     # On the session's connection, not through the ORM session: plain rows, no ORM loading.
     connection = await session.connection()
-    if filters.need_area is None:
+    if filters.generic_plan:
         await set_local(connection, "plan_cache_mode", "force_generic_plan")
     result = await connection.execute(statement, parameters)
     columns = tuple(result.keys())

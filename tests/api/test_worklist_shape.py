@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
@@ -306,8 +306,8 @@ async def test_the_worklist_runs_with_a_generic_plan_except_for_a_need_area(
     world: Demo, session: AsyncSession
 ) -> None:
     """The worklist's statement is planned once per connection (it would take as long to plan as
-    to run), except with a need area, whose share of dossiers only its value tells: the request's
-    transaction says so in `plan_cache_mode` (the tests' requests share one transaction)."""
+    to run), except with a need area or `overdue`, whose generic plans were slower, or much slower:
+    the request's transaction says so in `plan_cache_mode` (the tests' requests share one)."""
 
     async def plan_mode_after(**params: Any) -> str:
         page = await world.client.get("/api/v1/dossiers", params=params, headers=await world.headers(AS_MELZO))
@@ -316,4 +316,6 @@ async def test_the_worklist_runs_with_a_generic_plan_except_for_a_need_area(
 
     assert await plan_mode_after(need_area="lavoro") != "force_generic_plan"
     assert await plan_mode_after() == "force_generic_plan"
-    assert await plan_mode_after(q="brambila") == "force_generic_plan"
+    await session.execute(text("RESET plan_cache_mode"))  # as a new request's transaction would
+    assert await plan_mode_after(overdue="true") != "force_generic_plan"
+    assert await plan_mode_after(q="brambila", state="in_pool") == "force_generic_plan"
