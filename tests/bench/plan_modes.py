@@ -1,0 +1,94 @@
+"""Custom against generic plans for the worklist, caller by caller and filter by filter.
+
+    python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench/pgdata-100000
+    python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench/pgdata-1000000
+
+The service runs the worklist's statement with a generic plan unless `WorklistFilter.generic_plan`
+says otherwise (app/services/dossiers.py). A generic plan depends on the statistics, so a change to
+the statement, or to the data's shape, is checked again here at both sizes that tests.bench.run
+seeded (`--keep`): each case runs through the service call (as `GET /api/v1/dossiers` would, no
+HTTP), with each plan mode forced, and prints execution and planning ms of EXPLAIN ANALYZE and the
+best wall time of three runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import warnings
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from app.core.embedded import EmbeddedPostgres
+from app.core.enums import DossierState, NeedArea
+from app.services import dossiers
+from tests.bench import plans
+from tests.bench.run import AFOL, MELZO, SOLLEVA
+
+INZAGO = "as.inzago@demo.snodo.it"
+MODES = ("force_custom_plan", "force_generic_plan")
+
+
+def cases() -> list[tuple[str, str, dict[str, Any]]]:
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    return [
+        ("first page", MELZO, {}),
+        ("first page", AFOL, {}),
+        ("first page", SOLLEVA, {}),
+        ("q=Brambila", MELZO, {"q": "Brambila", "limit": 20}),
+        ("q=Ferari Giulia", AFOL, {"q": "Ferari Giulia", "limit": 20}),
+        ("state sospeso", MELZO, {"states": (DossierState.sospeso,)}),
+        ("state trasferito", INZAGO, {"states": (DossierState.trasferito,)}),
+        ("state in_pool", AFOL, {"states": (DossierState.in_pool,)}),
+        ("states in_pool, segnalato", MELZO, {"states": (DossierState.in_pool, DossierState.segnalato)}),
+        ("overdue", AFOL, {"overdue": True}),
+        ("overdue", MELZO, {"overdue": True}),
+        ("overdue", SOLLEVA, {"overdue": True}),
+        ("need area lavoro", MELZO, {"need_area": NeedArea.lavoro}),
+        ("need area dipendenze", MELZO, {"need_area": NeedArea.dipendenze}),
+        ("assigned to me", MELZO, {"assigned_to_me": True}),
+        ("updated in the last 7 days", MELZO, {"updated_since": week_ago}),
+    ]
+
+
+async def compare(url: str) -> None:
+    async def service_decides_nothing(*_: Any, **__: Any) -> None:
+        """The mode is the case's own (`settings`), not the service's choice."""
+
+    dossiers.set_local = service_decides_nothing  # type: ignore[assignment]
+    for mode in MODES:
+        run = []
+        for name, login, filters in cases():
+            limit = filters.pop("limit", 50)
+            label = f"{name} - {login.split('@')[0]}"
+            call = plans.worklist(limit, **filters)
+            run.append(plans.PlanCase(label, login, call, settings={"plan_cache_mode": mode}))
+        short = mode.removeprefix("force_").removesuffix("_plan")
+        for plan in await plans.collect(url, run):
+            print(
+                f"{short:8s} {plan.name.removesuffix(' [generic plan]'):42s}"
+                f" execution {plan.execution_ms} ms, planning {plan.planning_ms} ms,"
+                f" best of 3 {plan.best_of_3_ms} ms, {plan.rows} rows {plan.error or ''}"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pgdata", type=Path, required=True)
+    args = parser.parse_args()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pg = EmbeddedPostgres(args.pgdata)
+    pg.start()
+    try:
+        asyncio.run(compare(pg.url()))
+    finally:
+        pg.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
