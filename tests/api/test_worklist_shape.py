@@ -310,7 +310,9 @@ async def test_the_worklist_runs_with_a_generic_plan_except_for_a_need_area(
     the request's transaction says so in `plan_cache_mode` (the tests' requests share one)."""
 
     async def plan_mode_after(**params: Any) -> str:
-        page = await world.client.get("/api/v1/dossiers", params=params, headers=await world.headers(AS_MELZO))
+        page = await world.client.get(
+            "/api/v1/dossiers", params=params, headers=await world.headers(AS_MELZO)
+        )
         assert page.status_code == 200, page.text
         return str(await session.scalar(select(func.current_setting("plan_cache_mode"))))
 
