@@ -279,9 +279,10 @@ class WorklistFilter:
     @property
     def generic_plan(self) -> bool:
         """Whether the page may run with a generic plan (see `_GENERIC_PLAN_NOTE`): not with a
-        need area, nor with `overdue`, whose generic plans were slower (lavoro at 1M: 17 -> 56 ms)
-        or a disaster (overdue at 100k: afol 27 ms -> 2.6 s, as.melzo 47 ms -> 4.0 s)."""
-        return self.need_area is None and self.overdue is None
+        need area, a state or `overdue`, whose generic plans were slower (lavoro at 1M: 10 -> 85
+        ms; sospeso for as.melzo at 1M: 7 -> 236 ms) or a disaster (overdue at 100k: afol 27 ms
+        -> 2.6 s, as.melzo 47 ms -> 4.0 s)."""
+        return self.need_area is None and not self.states and self.overdue is None
 
 
 FISCAL_CODE_QUERY = re.compile(r"^[A-Z0-9]{16}$")
@@ -382,8 +383,8 @@ WORKLIST_STATEMENTS = 512
 # apart, and its branches are keyset walks whose plan does not depend on them: planning it took as
 # long as running it (at 1M, as.melzo 10 + 11 ms). Measured for 25 callers and filters at 1M and
 # 16 at 100k, the generic plan was as fast or faster (as.inzago, trasferito at 1M: 88 -> 7 ms)
-# except with a need area (the share of dossiers with one is not known without its value) and with
-# `overdue` (at 100k the generic plan starts from every consent of the ambito):
+# except with a need area or a state (the share of dossiers with one is not known without its
+# value) and with `overdue` (at 100k the generic plan starts from every consent of the ambito):
 # `WorklistFilter.generic_plan`. A generic plan depends on the statistics: check both sizes again
 # when the statement changes (docs/performance.md, "Generic plans").
 
@@ -509,11 +510,23 @@ def _newest_visible(
     n: int,
 ) -> WorklistSelect:
     """The page from a small candidate set already sorted newest first (`candidates.c.id`):
-    `visible` and the filters checked on each in that order until the page is full."""
+    `visible` and the filters checked on each in that order until the page is full.
+
+    Each candidate is checked in a LATERAL subquery of one row. Joined directly, PostgreSQL
+    weighs `visible` against all the candidates it expects to read, and where it expects many
+    it hashes every routing of the caller's pools and every consent of the ambito first (a
+    state filter of as.melzo at 100k dossiers: 170-310 ms one client, though 80 candidates
+    gave the page). For one row the check is a few index lookups, whatever the estimates."""
+    checked = (
+        statement.where(Dossier.id == candidates.c.id, visible(principal, now), *conditions)
+        .limit(1)
+        .lateral("checked")
+    )
     return (
-        statement.join(candidates, candidates.c.id == Dossier.id)
-        .where(visible(principal, now), *conditions)
-        .order_by(Dossier.id.desc())
+        select(checked)
+        .select_from(candidates)
+        .join(checked, true())
+        .order_by(candidates.c.id.desc())
         .limit(n)
     )
 

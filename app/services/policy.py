@@ -261,15 +261,23 @@ def _routing_in_force(
     ]
 
 
-def _pool_membership(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
-    """Conditions: the dossier is routed (now) to an active pool the principal is a member of,
-    and the principal's organization has not declined that routing."""
-    return [
-        DossierRouting.dossier_id == Dossier.id,
-        PoolMember.pool_id == DossierRouting.pool_id,
-        *_member_of_pool(principal, now),
-        *_routing_in_force(principal),
-    ]
+def _routed_to_member_pool(principal: Principal, now: Moment) -> ColumnElement[bool]:
+    """The dossier is routed (now) to an active pool the principal is a member of, and the
+    principal's organization has not declined that routing. The tables are joined explicitly:
+    the same plan as a list of conditions, and SQLAlchemy's check for cartesian products follows
+    it inside a LATERAL subquery too (`dossiers._newest_visible`), where it did not."""
+    routed = (
+        select(literal(1))
+        .select_from(DossierRouting)
+        .join(PoolMember, PoolMember.pool_id == DossierRouting.pool_id)
+        .join(Pool, Pool.id == PoolMember.pool_id)
+        .where(
+            DossierRouting.dossier_id == Dossier.id,
+            *_member_of_pool(principal, now),
+            *_routing_in_force(principal),
+        )
+    )
+    return exists(routed)
 
 
 def _bases(principal: Principal, now: Moment) -> dict[str, ColumnElement[bool]]:
@@ -288,7 +296,7 @@ def _bases(principal: Principal, now: Moment) -> dict[str, ColumnElement[bool]]:
             BreakGlass.user_id == principal.id,
             BreakGlass.expires_at > now,
         )
-    bases["pool"] = and_(exists().where(*_pool_membership(principal, now)), _consent_covers(principal, now))
+    bases["pool"] = and_(_routed_to_member_pool(principal, now), _consent_covers(principal, now))
     bases["participant"] = and_(
         exists().where(DossierParticipant.dossier_id == Dossier.id, *_participating(principal, now)),
         _consent_covers(principal, now),

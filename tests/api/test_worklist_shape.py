@@ -302,12 +302,13 @@ async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
     assert set(late) <= set(everything)
 
 
-async def test_the_worklist_runs_with_a_generic_plan_except_for_a_need_area(
+async def test_the_worklist_runs_with_a_generic_plan_except_for_some_filters(
     world: Demo, session: AsyncSession
 ) -> None:
     """The worklist's statement is planned once per connection (it would take as long to plan as
-    to run), except with a need area or `overdue`, whose generic plans were slower, or much slower:
-    the request's transaction says so in `plan_cache_mode` (the tests' requests share one)."""
+    to run), except with a need area, a state or `overdue`, whose generic plans were slower, or
+    much slower: the request's transaction says so in `plan_cache_mode` (the tests' requests share
+    one)."""
 
     async def plan_mode_after(**params: Any) -> str:
         page = await world.client.get(
@@ -320,4 +321,6 @@ async def test_the_worklist_runs_with_a_generic_plan_except_for_a_need_area(
     assert await plan_mode_after() == "force_generic_plan"
     await session.execute(text("RESET plan_cache_mode"))  # as a new request's transaction would
     assert await plan_mode_after(overdue="true") != "force_generic_plan"
-    assert await plan_mode_after(q="brambila", state="in_pool") == "force_generic_plan"
+    await session.execute(text("RESET plan_cache_mode"))
+    assert await plan_mode_after(state="in_pool") != "force_generic_plan"
+    assert await plan_mode_after(q="brambila", updated_since="2020-01-01T00:00:00Z") == "force_generic_plan"
