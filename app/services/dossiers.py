@@ -70,6 +70,7 @@ from app.services.policy import (
     member_pools,
     participating_conditions,
     routed_to_pool_conditions,
+    sees_residents,
     visibility,
     visible,
 )
@@ -276,14 +277,6 @@ class WorklistFilter:
     overdue: bool | None = None
     q: str | None = None
 
-    @property
-    def generic_plan(self) -> bool:
-        """Whether the page may run with a generic plan (see `_GENERIC_PLAN_NOTE`): not with a
-        need area, a state or `overdue`, whose generic plans were slower (lavoro at 1M: 10 -> 85
-        ms; sospeso for as.melzo at 1M: 7 -> 236 ms) or a disaster (overdue at 100k: afol 27 ms
-        -> 2.6 s, as.melzo 47 ms -> 4.0 s)."""
-        return self.need_area is None and not self.states and self.overdue is None
-
 
 FISCAL_CODE_QUERY = re.compile(r"^[A-Z0-9]{16}$")
 MIN_SEARCH_LENGTH = 3
@@ -385,7 +378,7 @@ WORKLIST_STATEMENTS = 512
 # 16 at 100k, the generic plan was as fast or faster (as.inzago, trasferito at 1M: 88 -> 7 ms)
 # except with a need area or a state (the share of dossiers with one is not known without its
 # value) and with `overdue` (at 100k the generic plan starts from every consent of the ambito):
-# `WorklistFilter.generic_plan`. A generic plan depends on the statistics: check both sizes again
+# `_generic_plan`. A generic plan depends on the statistics: check both sizes again
 # when the statement changes (docs/performance.md, "Generic plans").
 
 
@@ -403,6 +396,17 @@ WORKLIST_COLUMNS = (
     Person.given_name,
     Person.birth_date,
 )
+
+
+def _generic_plan(principal: Principal, filters: WorklistFilter) -> bool:
+    """Whether the page may run with a generic plan (see `_GENERIC_PLAN_NOTE`): not with a need
+    area, with `overdue`, or with the one state of a social worker (the page then starts from
+    that state's dossiers, `_page`), whose generic plans were slower (lavoro at 1M: 10 -> 85 ms;
+    sospeso for as.melzo at 1M: 7 -> 236 ms) or a disaster (overdue at 100k: afol 27 ms -> 2.6 s,
+    as.melzo 47 ms -> 4.0 s). A pool member's state is walked through its pools: generic."""
+    if filters.need_area is not None or filters.overdue is not None:
+        return False
+    return not (len(filters.states) == 1 and sees_residents(principal))
 
 
 def _worklist(
@@ -660,7 +664,7 @@ async def list_visible(
     statement, parameters = _worklist(principal, page, filters, now)
     # On the session's connection, not through the ORM session: plain rows, no ORM loading.
     connection = await session.connection()
-    if filters.generic_plan:
+    if _generic_plan(principal, filters):
         await set_local(connection, "plan_cache_mode", "force_generic_plan")
     result = await connection.execute(statement, parameters)
     columns = tuple(result.keys())

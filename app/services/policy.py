@@ -280,16 +280,22 @@ def _routed_to_member_pool(principal: Principal, now: Moment) -> ColumnElement[b
     return exists(routed)
 
 
+def sees_residents(principal: Principal) -> bool:
+    """A social worker of a comune: sees the dossiers of its residents (the residence basis)."""
+    return (
+        principal.kind == "user"
+        and Role.social_worker in principal.roles
+        and principal.organization_kind == OrganizationKind.comune
+        and principal.organization_comune_id is not None
+    )
+
+
 def _bases(principal: Principal, now: Moment) -> dict[str, ColumnElement[bool]]:
     """Each record-level basis the principal could have, as a SQL condition on Dossier."""
     bases: dict[str, ColumnElement[bool]] = {}
     if principal.kind == "user":
         bases["case_manager"] = Dossier.case_manager_user_id == principal.id
-        if (
-            Role.social_worker in principal.roles
-            and principal.organization_kind == OrganizationKind.comune
-            and principal.organization_comune_id is not None
-        ):
+        if sees_residents(principal):
             bases["residence"] = Dossier.residence_comune_id == principal.organization_comune_id
         bases["break_glass"] = exists().where(
             BreakGlass.dossier_id == Dossier.id,
