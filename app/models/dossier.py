@@ -39,6 +39,14 @@ def _same_ambito(column: str, table: str, name: str) -> ForeignKeyConstraint:
     )
 
 
+# Need areas that are themselves special-category data (policy.NEED_AREA_LABEL gives their
+# labels), each with a partial index: the predicate as SQL, repeated by the query that uses it.
+SPECIAL_NEED_PREDICATE: dict[NeedArea, str] = {
+    area: f"need_areas @> ARRAY['{area.value}']::varchar[]"
+    for area in (NeedArea.dipendenze, NeedArea.salute_mentale, NeedArea.violenza)
+}
+
+
 class Dossier(IdMixin, TimestampMixin, Base):
     __tablename__ = "dossier"
 
@@ -70,6 +78,11 @@ class Dossier(IdMixin, TimestampMixin, Base):
         Index("ix_dossier_ambito_state", "ambito_id", "state", "id"),  # one state, newest first
         Index("ix_dossier_case_manager", "case_manager_user_id", "id"),
         Index("ix_dossier_awaiting_routing", "ambito_id", postgresql_where=text("awaiting_routing")),
+        # A special-category need area's dossiers, newest first (migration 0016).
+        *(
+            Index(f"ix_dossier_need_{area.value}", "ambito_id", "id", postgresql_where=text(predicate))
+            for area, predicate in SPECIAL_NEED_PREDICATE.items()
+        ),
         CheckConstraint(values_check("need_areas", NeedArea), name="need_areas_known"),
         ForeignKeyConstraint(["ambito_id"], ["ambito.id"], ondelete="RESTRICT"),
         _same_ambito("person_id", "person", "fk_dossier_person_same_ambito"),

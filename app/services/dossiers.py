@@ -25,6 +25,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     true,
     union_all,
 )
@@ -57,6 +58,7 @@ from app.models import (
     RoutingTask,
     User,
 )
+from app.models.dossier import SPECIAL_NEED_PREDICATE
 from app.schemas.intake import DossierUpdate, TransitionCreate
 from app.services import audit, webhooks
 from app.services.policy import (
@@ -476,7 +478,7 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         # A special-category need area for a social worker: few persons have a consent carrying
         # its label (~1% at 1M), so every basis below ran to its end to find them (250 ms). Start
         # from those consents instead. (A pool member's pools mostly hold its own need areas.)
-        labelled = _labelled(area, NEED_AREA_LABEL[area], paged)
+        labelled = _labelled(principal.ambito_id, area, NEED_AREA_LABEL[area], paged)
         return _newest_visible(statement, labelled, principal, now, conditions, n)
     branches = [
         _walk(Dossier.id, [*parts.common, basis, *conditions], n, paged)
@@ -547,11 +549,16 @@ def _in_state(ambito_id: uuid.UUID, state: DossierState, paged: bool) -> Subquer
     return _newest_first(in_state, Dossier.id, paged, "in_state")
 
 
-def _labelled(need_area: NeedArea, label: ConfidentialityLabel, paged: bool) -> Subquery:
+def _labelled(
+    ambito_id: uuid.UUID, need_area: NeedArea, label: ConfidentialityLabel, paged: bool
+) -> Subquery:
     """The dossiers with this need area whose person has a consent carrying its label (whoever
-    it names: `visible` and the filters decide), newest first, from `ix_consent_labelled_person`."""
+    it names: `visible` and the filters decide), newest first: along the need area's partial
+    index (`ix_dossier_need_*`, its predicate repeated), each checked through
+    `ix_consent_labelled_person`."""
     labelled = select(Dossier.id).where(
-        Dossier.need_areas.contains([need_area.value]),
+        Dossier.ambito_id == ambito_id,
+        text(SPECIAL_NEED_PREDICATE[need_area]),
         exists().where(
             Consent.person_id == Dossier.person_id,
             LABELLED,  # the partial index's predicate, so that PostgreSQL may use it
