@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKeyConstraint, Index, String, Uuid, func, text
+from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKeyConstraint, Index, String, Uuid, func
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,9 +37,6 @@ class Consent(IdMixin, Base):
 
     __table_args__ = (
         Index("ix_consent_person", "person_id"),
-        # Where a special-category filter of the worklist starts (migration 0014); a query uses it
-        # by repeating the predicate (`LABELLED`).
-        Index("ix_consent_labelled_person", "person_id", postgresql_where=text("cardinality(labels) > 0")),
         CheckConstraint(values_check("organization_kinds", OrganizationKind), name="kinds_known"),
         CheckConstraint(values_check("purposes", ConsentPurpose), name="purposes_known"),
         CheckConstraint(values_check("labels", ConfidentialityLabel), name="labels_known"),
