@@ -35,7 +35,7 @@ from app.core.pagination import PageRequest, decode_cursor
 from app.core.principal import Principal
 from app.models import Dossier, Organization, Person, User
 from app.services import dossiers
-from app.services.auth import _user_principal  # the very function authentication uses
+from app.services.auth import _USER_COLUMNS, _user_principal  # what authentication uses
 from app.services.policy import COMPARTMENT_SECTION, section_rights, visible
 
 _SCAN = re.compile(
@@ -128,12 +128,12 @@ def _literal(value: Any) -> str:
 async def _principal(session: AsyncSession, email: str) -> Principal:
     row = (
         await session.execute(
-            select(User, Organization)
+            select(*_USER_COLUMNS)
             .join(Organization, Organization.id == User.organization_id)
             .where(func.lower(User.email) == email.lower())
         )
     ).one()
-    return _user_principal(row[0], row[1])
+    return _user_principal(row)
 
 
 async def _explain(connection: AsyncConnection, statement: str, parameters: Any) -> str:
