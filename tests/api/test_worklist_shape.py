@@ -217,9 +217,9 @@ async def test_filters_keep_the_pages_complete(world: Demo, session: AsyncSessio
 async def test_a_special_category_filter_lists_exactly_what_the_label_allows(
     world: Demo, app: FastAPI, session: AsyncSession, clock: FrozenClock
 ) -> None:
-    """`need_area=dipendenze` starts, for a social worker, from the consents carrying ETH
-    (dossiers._labelled): the pages must still be what the caller sees of dossiers with that need
-    and a consent that shows it the label, no more, no less."""
+    """`need_area=dipendenze` starts, for a social worker, from that need area's dossiers
+    (dossiers._with_special_need): the pages must still be what the caller sees of dossiers with
+    that need and a consent that shows it the label, no more, no less."""
     for who in (AS_MELZO, AS_INZAGO, SERT, AFOL):
         principal = await authenticate(
             session=session,
