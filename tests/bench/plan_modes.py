@@ -14,17 +14,14 @@ best wall time of three runs.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from app.core.embedded import EmbeddedPostgres
 from app.core.enums import DossierState, NeedArea
 from app.services import dossiers
 from tests.bench import plans
-from tests.bench.run import AFOL, MELZO, SOLLEVA
+from tests.bench.run import AFOL, MELZO, SOLLEVA, on_data_dir
 
 INZAGO = "as.inzago@demo.snodo.it"
 MODES = ("force_custom_plan", "force_generic_plan")
@@ -79,15 +76,7 @@ def main() -> int:
     )
     parser.add_argument("--pgdata", type=Path, required=True)
     args = parser.parse_args()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        pg = EmbeddedPostgres(args.pgdata)
-    pg.start()
-    try:
-        asyncio.run(compare(pg.url()))
-    finally:
-        pg.stop()
-    return 0
+    return on_data_dir(args.pgdata, compare)
 
 
 if __name__ == "__main__":

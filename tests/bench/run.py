@@ -35,7 +35,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -815,6 +815,20 @@ def _seed_if_needed(pg_url: str, dsn: str, workdir: Path, persons: int) -> dict[
     print(f"seeding {persons:,} persons …", file=sys.stderr)
     timings = asyncio.run(seed.seed(dsn, persons))
     return {"reused": False, "seed_demo_s": demo_s, "seconds": timings.steps, "rows": timings.rows}
+
+
+def on_data_dir(pgdata: Path, work: Callable[[str], Awaitable[None]]) -> int:
+    """Start the embedded PostgreSQL of a data directory this run seeded (`--keep`), run `work`
+    with its URL, stop it: how the other tools of tests/bench measure against that data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pg = EmbeddedPostgres(pgdata)
+    pg.start()
+    try:
+        asyncio.run(work(pg.url()))
+    finally:
+        pg.stop()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
