@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from app.core.db import ALL_AMBITI, Database, session_scope, set_tenant
 from app.core.settings import Settings
@@ -30,20 +31,28 @@ async def busy_url(server_url: str) -> AsyncIterator[str]:
     await drop_database(server_url, url)
 
 
-async def test_a_statement_timeout_is_a_503_with_retry_after(busy_url: str, settings: Settings) -> None:
-    settings = settings.model_copy(update={"db_statement_timeout_ms": 300})
-    database = Database.from_url(busy_url, settings)
+async def _demo_app(url: str, settings: Settings) -> tuple[Database, FastAPI]:
+    """The app on its own engine (its own pool, as served), the database seeded with the demo."""
+    database = Database.from_url(url, settings)
     app = create_app(settings, database=database)
     async with session_scope(database) as session:
         await set_tenant(session, ALL_AMBITI)
         await seed_demo(session=session, passwords=app.state.security.passwords, password=DEMO_PASSWORD)
+    return database, app
+
+
+async def _as_melzo(client: httpx.AsyncClient) -> dict[str, str]:
+    token = await client.post("/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def test_a_statement_timeout_is_a_503_with_retry_after(busy_url: str, settings: Settings) -> None:
+    settings = settings.model_copy(update={"db_statement_timeout_ms": 300})
+    database, app = await _demo_app(busy_url, settings)
     blocker = await asyncpg.connect(asyncpg_dsn(busy_url))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            token = await client.post(
-                "/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD}
-            )
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            headers = await _as_melzo(client)
             audit_before = await blocker.fetchval("SELECT count(*) FROM audit_event")
             async with blocker.transaction():
                 await blocker.execute("LOCK TABLE dossier IN ACCESS EXCLUSIVE MODE")
@@ -69,11 +78,7 @@ async def test_a_request_that_loses_a_deadlock_is_a_503_and_writes_nothing(
     holds a new name word of the referral's person ("zuzzu") and asks for the other one ("abba")
     once the referral's trigger holds it (a person's words are added in order: abba, then zuzzu).
     The request waits first, so PostgreSQL's check runs in its backend and aborts it."""
-    database = Database.from_url(busy_url, settings)
-    app = create_app(settings, database=database)
-    async with session_scope(database) as session:
-        await set_tenant(session, ALL_AMBITI)
-        await seed_demo(session=session, passwords=app.state.security.passwords, password=DEMO_PASSWORD)
+    database, app = await _demo_app(busy_url, settings)
     person = {
         "no_fiscal_code_reason": "not_known",
         "family_name": "Zuzzu",
@@ -85,10 +90,7 @@ async def test_a_request_that_loses_a_deadlock_is_a_503_and_writes_nothing(
     try:
         ambito = await other.fetchval("SELECT id FROM ambito")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            token = await client.post(
-                "/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD}
-            )
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            headers = await _as_melzo(client)
             transaction = other.transaction()
             await transaction.start()
             add_word = "INSERT INTO person_name_word (ambito_id, word) VALUES ($1, $2)"
@@ -130,18 +132,11 @@ async def test_a_connection_lost_while_pooled_is_a_503_and_the_next_request_reco
     When PostgreSQL restarted or a backend was terminated meanwhile, the request that meets the
     dead connection is a 503 to retry, and the pool drops every connection it held before: the
     next request runs on a new one."""
-    database = Database.from_url(busy_url, settings)
-    app = create_app(settings, database=database)
-    async with session_scope(database) as session:
-        await set_tenant(session, ALL_AMBITI)
-        await seed_demo(session=session, passwords=app.state.security.passwords, password=DEMO_PASSWORD)
+    database, app = await _demo_app(busy_url, settings)
     admin = await asyncpg.connect(asyncpg_dsn(busy_url))
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
-            token = await client.post(
-                "/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD}
-            )
-            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            headers = await _as_melzo(client)
             assert (await client.get("/api/v1/dossiers", headers=headers)).status_code == 200
             terminated = await admin.fetchval(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
