@@ -307,16 +307,18 @@ class Tokens:
         self._tokens: dict[str, tuple[str, float]] = {}
 
     def get(self, login: str) -> str:
-        token, obtained = self._tokens.get(login, ("", 0.0))
-        if time.monotonic() - obtained > 600:
-            response = httpx.post(
-                f"{self.base_url}/api/v1/auth/token",
-                data={"username": login, "password": DEMO_PASSWORD},
-                timeout=30,
-            )
-            response.raise_for_status()
-            token = response.json()["access_token"]
-            self._tokens[login] = (token, time.monotonic())
+        # No default time of 0.0: the monotonic clock starts near zero on a freshly booted machine.
+        cached = self._tokens.get(login)
+        if cached is not None and time.monotonic() - cached[1] <= 600:
+            return cached[0]
+        response = httpx.post(
+            f"{self.base_url}/api/v1/auth/token",
+            data={"username": login, "password": DEMO_PASSWORD},
+            timeout=30,
+        )
+        response.raise_for_status()
+        token: str = response.json()["access_token"]
+        self._tokens[login] = (token, time.monotonic())
         return token
 
     def headers(self, login: str) -> dict[str, str]:
