@@ -60,6 +60,7 @@ def database_url(settings: Settings) -> Iterator[str]:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from app.core import serving
     from app.main import create_app
 
     with database_url(settings) as url:
@@ -88,7 +89,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         Security.from_settings(effective)
         os.environ["DATABASE_URL"] = url
         os.environ["SNODO_WORKER_IN_PROCESS"] = "true" if effective.worker_in_process else "false"
-        uvicorn.run("app.main:create_app_from_environment", factory=True, workers=args.workers, **options)
+        app = "app.main:create_app_from_environment"
+        if not serving.REUSE_PORT_BALANCES:
+            uvicorn.run(app, factory=True, workers=args.workers, **options)
+            return 0
+        host, port = options.pop("host"), options.pop("port")
+        return serving.serve_processes(app, workers=args.workers, host=host, port=port, options=options)
     return 0
 
 

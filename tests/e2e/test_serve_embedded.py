@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import asyncpg
@@ -75,6 +77,31 @@ def test_embedded_cold_start_restart_and_clean_stop(tmp_path: Path) -> None:
     assert postgres_processes_using(pgdata) == []
 
 
+def _connections_per_process(port: int, processes: list[psutil.Process], *, clients: int) -> dict[int, int]:
+    """Open `clients` connections at once (the kernel completes them before any process accepts)
+    and count, once all are accepted, the connections held by each process listening on `port`."""
+
+    def on_port(process: psutil.Process, status: str) -> int:
+        return sum(
+            1
+            for connection in process.net_connections(kind="tcp")
+            if connection.status == status and connection.laddr.port == port
+        )
+
+    listening = [process for process in processes if on_port(process, psutil.CONN_LISTEN)]
+    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(clients)]
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            held = {process.pid: on_port(process, psutil.CONN_ESTABLISHED) for process in listening}
+            if sum(held.values()) >= clients or time.monotonic() > deadline:
+                return held
+            time.sleep(0.05)
+    finally:
+        for connection in connections:
+            connection.close()
+
+
 def test_several_server_processes_share_one_database_and_one_secret(tmp_path: Path) -> None:
     """`--workers 2`: two processes on one port; a token issued by either is accepted by both
     (the development secret is written once, before they start), and a stop ends everything."""
@@ -103,6 +130,23 @@ def test_several_server_processes_share_one_database_and_one_secret(tmp_path: Pa
         # A new connection each time, so that both processes get to answer.
         answers = [httpx.get(f"{server.base_url}/api/v1/me", headers=headers).status_code for _ in range(40)]
         assert answers == [200] * 40
+        # Twenty clients opening keep-alive connections at once (a proxy's pool, a load test) are
+        # spread over the processes: with one shared socket, the first process woken took them all.
+        held = _connections_per_process(server.port, workers, clients=20)
+        assert len(held) == 2, held
+        assert sum(held.values()) == 20, held
+        assert min(held.values()) >= 1, held  # the kernel hashes: 10 ± 2 each, not all on one
+        # A second server on the port is refused rather than let into the group.
+        second = subprocess.run(
+            [sys.executable, "-m", "app.cli", "serve", "--port", str(server.port), "--workers", "2"],
+            env={**env, "DATABASE_URL": f"postgresql://postgres@/snodo?host={pgdata}"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode != 0
+        assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr
     finally:
         code = server.stop(signal.SIGTERM)
     assert code in (0, 143)
