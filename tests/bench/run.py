@@ -15,8 +15,9 @@
 7. a JSON and a Markdown report, on stdout and in `--workdir`.
 
 The target: worklist and search p95 ≤ 50 ms with 20 concurrent clients, and ≤ 2× the p95 of the
-bare endpoint (`GET /api/v1/me`: authentication and one query) measured in the same run; deep
-pages no slower than the first. Method, results and findings: docs/performance.md.
+bare endpoint (tests/bench/raw.py: the same SELECT through the bare driver, no framework) measured
+in the same run; deep pages no slower than the first. `GET /api/v1/me` (authentication and one
+query) is reported beside them as the service's own floor. Method, results and findings: docs/performance.md.
 """
 
 from __future__ import annotations
