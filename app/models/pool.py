@@ -192,6 +192,14 @@ class RoutingTask(IdMixin, Base):
         Index(
             "ix_routing_task_overdue", "ambito_id", "due_at", postgresql_where=text("status = 'requested'")
         ),
+        # The worklist's `overdue` filter: dossiers awaiting an answer, newest first (0017).
+        Index(
+            "ix_routing_task_awaiting",
+            "ambito_id",
+            "dossier_id",
+            "due_at",
+            postgresql_where=text("status = 'requested'"),
+        ),
         Index("ix_routing_task_dossier", "dossier_id"),
         CheckConstraint("status <> 'declined' OR reason IS NOT NULL", name="declined_has_reason"),
         ForeignKeyConstraint(["routing_id"], ["dossier_routing.id"], ondelete="CASCADE"),

@@ -12,8 +12,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
-from app.core.enums import ConfidentialityLabel
-from app.models import Comune, Dossier, DossierRouting, Person
+from app.core.enums import ConfidentialityLabel, TaskStatus
+from app.models import Comune, Dossier, DossierRouting, Person, RoutingTask
 from app.services.auth import authenticate
 from app.services.auth_events import ClientInfo
 from app.services.dossiers import _worklist_statement
@@ -300,6 +300,33 @@ async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
     assert _worklist_statement.cache_info().hits == hits + 1
     everything = await walk(world, AFOL, limit=200)
     assert set(late) <= set(everything)
+
+
+async def test_overdue_lists_exactly_the_visible_dossiers_whose_answer_is_late(
+    world: Demo, session: AsyncSession, clock: FrozenClock
+) -> None:
+    """`overdue` starts from the ambito's routing tasks awaiting an answer, newest dossier first
+    (`ix_routing_task_awaiting`), not from what the caller may see: each dossier is checked, page
+    after page, and `overdue=false` lists the rest."""
+    clock.advance(days=14)
+    late_tasks = await session.scalars(
+        select(RoutingTask.dossier_id).where(
+            RoutingTask.status == TaskStatus.requested, RoutingTask.due_at <= clock.now()
+        )
+    )
+    late = {str(dossier_id) for dossier_id in late_tasks}
+    listed: dict[str, list[str]] = {}
+    for who in WHO:
+        await world.fresh_headers(who)  # the cached tokens expired with the clock's move
+        everything = await walk(world, who, limit=200)
+        listed[who] = await walk(world, who, overdue="true")
+        assert listed[who] == [d for d in everything if d in late], who
+        assert await walk(world, who, overdue="false") == [d for d in everything if d not in late], who
+    assert listed[AS_MELZO]
+    assert listed[AFOL]
+    # Late answers the caller may not see stay out: Inzago's residents for the Melzo social worker.
+    assert late - set(listed[AS_MELZO])
+    assert listed[DPO] == []
 
 
 async def test_the_worklist_runs_with_a_generic_plan_except_for_some_filters(
