@@ -406,6 +406,20 @@ def _generic_plan(principal: Principal, filters: WorklistFilter) -> bool:
     return not (len(filters.states) == 1 and sees_residents(principal))
 
 
+def _plan_settings(principal: Principal, filters: WorklistFilter) -> dict[str, str]:
+    """How PostgreSQL should plan this page, for the rest of the request's transaction."""
+    settings = {}
+    if _generic_plan(principal, filters):
+        settings["plan_cache_mode"] = "force_generic_plan"
+    if filters.pool_id is not None:
+        # One pool's routings, walked newest first until the page is full (60 of them): expecting
+        # thousands, PostgreSQL had parallel workers walk them, started for every page. At 1M:
+        # afol 18 -> 2.5 ms, as.melzo 19 -> 4.2 (docs/performance.md). For the other cases of
+        # tests/bench/plan_modes.py it was no better, or worse (a search: 12 -> 15 ms).
+        settings["max_parallel_workers_per_gather"] = "0"
+    return settings
+
+
 def _worklist(
     principal: Principal, page: PageRequest, filters: WorklistFilter, now: datetime
 ) -> tuple[WorklistSelect, dict[str, Any]]:
@@ -682,8 +696,9 @@ async def list_visible(
     statement, parameters = _worklist(principal, page, filters, now)
     # On the session's connection, not through the ORM session: plain rows, no ORM loading.
     connection = await session.connection()
-    if _generic_plan(principal, filters):
-        await set_local(connection, "plan_cache_mode", "force_generic_plan")
+    settings = _plan_settings(principal, filters)
+    if settings:
+        await set_local(connection, settings)
     result = await connection.execute(statement, parameters)
     columns = tuple(result.keys())
     # Plain dicts: a Row's attribute access costs more than the rest of building the page.

@@ -18,10 +18,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app.core.enums import DossierState, NeedArea
 from app.services import dossiers
 from tests.bench import plans
-from tests.bench.run import AFOL, MELZO, SOLLEVA, on_data_dir
+from tests.bench.run import AFOL, MELZO, SOLLEVA, _ids, on_data_dir
 
 INZAGO = "as.inzago@demo.snodo.it"
 MODES = ("force_custom_plan", "force_generic_plan")
@@ -49,14 +51,27 @@ def cases() -> list[tuple[str, str, dict[str, Any]]]:
     ]
 
 
-async def compare(url: str) -> None:
-    async def service_decides_nothing(*_: Any, **__: Any) -> None:
-        """The mode is the case's own (`settings`), not the service's choice."""
+async def _pool_cases(url: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The `pool_id` filter, for a member of the pool and for a social worker (the pool's id as
+    the benchmark finds it: the seed makes a new one each time)."""
+    ids = await _ids(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    pool_id = ids["pool_lavoro_melzo"]
+    return [("pool_id lavoro Melzo", login, {"pool_id": pool_id}) for login in (AFOL, MELZO)]
 
-    dossiers.set_local = service_decides_nothing  # type: ignore[assignment]
+
+async def compare(url: str) -> None:
+    service_sets = dossiers.set_local
+
+    async def all_but_the_plan_mode(connection: AsyncConnection, settings: dict[str, str]) -> None:
+        """The plan mode is the case's own (`settings`); the service's other settings hold."""
+        rest = {name: value for name, value in settings.items() if name != "plan_cache_mode"}
+        if rest:
+            await service_sets(connection, rest)
+
+    dossiers.set_local = all_but_the_plan_mode  # type: ignore[assignment]
     for mode in MODES:
         run = []
-        for name, login, filters in cases():
+        for name, login, filters in [*cases(), *await _pool_cases(url)]:
             limit = filters.pop("limit", 50)
             label = f"{name} - {login.split('@')[0]}"
             call = plans.worklist(limit, **filters)

@@ -84,7 +84,7 @@ def _instrument() -> None:
     _timed(jwt, "decode", "      jwt.decode")
     _timed(fastapi_routing, "run_endpoint_function", "  endpoint")
     _timed(dossiers, "list_visible", "    dossiers.list_visible")
-    _timed(dossiers, "set_local", "      set_local (plan mode)")
+    _timed(dossiers, "set_local", "      set_local (plan settings)")
     _timed(AsyncSession, "commit", "  commit")
     _timed(audit, "_insert_pending", "    access-log insert")
     _timed(fastapi_routing, "serialize_response", "  response serialization")
