@@ -414,7 +414,7 @@ def _plan_settings(principal: Principal, filters: WorklistFilter) -> dict[str, s
     if filters.pool_id is not None:
         # One pool's routings, walked newest first until the page is full (60 of them): expecting
         # thousands, PostgreSQL had parallel workers walk them, started for every page. At 1M:
-        # afol 18 -> 2.5 ms, as.melzo 19 -> 4.2 (docs/performance.md). For the other cases of
+        # afol 18 -> 1.9 ms, as.melzo 19 -> 2.0 (docs/performance.md). For the other cases of
         # tests/bench/plan_modes.py it was no better, or worse (a search: 12 -> 15 ms).
         settings["max_parallel_workers_per_gather"] = "0"
     return settings

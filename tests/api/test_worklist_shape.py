@@ -356,7 +356,7 @@ async def test_a_pool_filter_walks_the_pool_s_routings_without_parallel_workers(
     world: Demo, session: AsyncSession
 ) -> None:
     """Filtered by a pool, the page walks that pool's routings until it is full; PostgreSQL,
-    expecting thousands, started parallel workers for every page (at 1M: 18 ms against 2.5). The
+    expecting thousands, started parallel workers for every page (at 1M: 18 ms against 1.9). The
     request's transaction turns them off, with the generic plan, in the one `SET LOCAL` it sends."""
     pool_id = await session.scalar(select(DossierRouting.pool_id).limit(1))
     page = await world.client.get(
