@@ -88,7 +88,7 @@ def serve_processes(app: str, *, workers: int, host: str, port: int, options: di
     try:
         while not stop.wait(0.5):
             for index, process in enumerate(processes):
-                if process.exitcode is None:
+                if process.exitcode is None or stop.is_set():  # a Ctrl-C reaches them all at once
                     continue
                 if process.exitcode == STARTUP_FAILURE:
                     logger.error("a server process failed to start", extra={"pid": process.pid})

@@ -77,23 +77,29 @@ def test_embedded_cold_start_restart_and_clean_stop(tmp_path: Path) -> None:
     assert postgres_processes_using(pgdata) == []
 
 
+def _on_port(process: psutil.Process, port: int, status: str) -> int:
+    """How many of the process's TCP sockets on `port` are in `status`."""
+    try:
+        connections = process.net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return 0
+    return sum(1 for c in connections if c.status == status and c.laddr.port == port)
+
+
+def _server_processes(server: ServerProcess) -> list[psutil.Process]:
+    """The children of `snodo serve` that listen on its port (not multiprocessing's helpers)."""
+    children = psutil.Process(server.process.pid).children(recursive=True)
+    return [child for child in children if _on_port(child, server.port, psutil.CONN_LISTEN)]
+
+
 def _connections_per_process(port: int, processes: list[psutil.Process], *, clients: int) -> dict[int, int]:
     """Open `clients` connections at once (the kernel completes them before any process accepts)
-    and count, once all are accepted, the connections held by each process listening on `port`."""
-
-    def on_port(process: psutil.Process, status: str) -> int:
-        return sum(
-            1
-            for connection in process.net_connections(kind="tcp")
-            if connection.status == status and connection.laddr.port == port
-        )
-
-    listening = [process for process in processes if on_port(process, psutil.CONN_LISTEN)]
+    and count, once all are accepted, the connections held by each of `processes`."""
     connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(clients)]
     try:
         deadline = time.monotonic() + 10
         while True:
-            held = {process.pid: on_port(process, psutil.CONN_ESTABLISHED) for process in listening}
+            held = {process.pid: _on_port(process, port, psutil.CONN_ESTABLISHED) for process in processes}
             if sum(held.values()) >= clients or time.monotonic() > deadline:
                 return held
             time.sleep(0.05)
@@ -132,8 +138,9 @@ def test_several_server_processes_share_one_database_and_one_secret(tmp_path: Pa
         assert answers == [200] * 40
         # Twenty clients opening keep-alive connections at once (a proxy's pool, a load test) are
         # spread over the processes: with one shared socket, the first process woken took them all.
-        held = _connections_per_process(server.port, workers, clients=20)
-        assert len(held) == 2, held
+        serving = _server_processes(server)
+        assert len(serving) == 2, serving
+        held = _connections_per_process(server.port, serving, clients=20)
         assert sum(held.values()) == 20, held
         assert min(held.values()) >= 1, held  # the kernel hashes: 10 ± 2 each, not all on one
         # A second server on the port is refused rather than let into the group.
@@ -147,6 +154,15 @@ def test_several_server_processes_share_one_database_and_one_secret(tmp_path: Pa
         )
         assert second.returncode != 0
         assert f"cannot listen on 127.0.0.1:{server.port}" in second.stderr
+        # A server process that dies is replaced on its socket; the port answers all along.
+        serving[0].kill()
+        deadline = time.monotonic() + 30
+        while {p.pid for p in _server_processes(server)} - {serving[1].pid} in (set(), {serving[0].pid}):
+            assert time.monotonic() < deadline, "the dead server process was not replaced"
+            time.sleep(0.2)
+        answers = [httpx.get(f"{server.base_url}/api/v1/me", headers=headers).status_code for _ in range(20)]
+        assert answers == [200] * 20
+        workers = psutil.Process(server.process.pid).children(recursive=True)
     finally:
         code = server.stop(signal.SIGTERM)
     assert code in (0, 143)
