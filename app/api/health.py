@@ -23,3 +23,15 @@ async def liveness() -> Liveness:
 )
 async def readiness(request: Request) -> Readiness:
     return Readiness(migration=await check_readiness(database=get_database(request)))
+
+
+# HEAD as well as GET: uptime monitors and load balancers often probe with HEAD (405 before). The
+# same answer, its body dropped by the server; kept out of the OpenAPI contract (GET documents it).
+@router.head("/healthz", include_in_schema=False)
+async def liveness_head() -> Liveness:
+    return await liveness()
+
+
+@router.head("/readyz", include_in_schema=False)
+async def readiness_head(request: Request) -> Readiness:
+    return await readiness(request)

@@ -23,6 +23,13 @@ async def test_readyz_reports_the_migration_head(client: httpx.AsyncClient) -> N
     assert response.json() == {"status": "ready", "database": "ok", "migration": sorted(head_revisions())}
 
 
+async def test_the_probes_answer_head_too(client: httpx.AsyncClient) -> None:
+    """Uptime monitors and load balancers often probe with HEAD: 200 as for GET, not 405."""
+    for path in ("/healthz", "/readyz"):
+        response = await client.head(path)
+        assert response.status_code == 200, path
+
+
 async def _readyz(database: Database, settings: Settings) -> httpx.Response:
     app = create_app(settings, database=database)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

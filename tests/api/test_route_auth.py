@@ -17,6 +17,8 @@ from app.main import ROUTERS
 PUBLIC = {
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("HEAD", "/healthz"),
+    ("HEAD", "/readyz"),
     ("POST", "/api/v1/auth/token"),
 }
 PUBLIC_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
