@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -76,6 +77,12 @@ def create_app(
                     database_url=settings.database_url,
                 )
                 worker = asyncio.create_task(webhook_worker.run(stop), name="webhook-worker")
+        if owned:
+            # What is built by now (modules, models, the app, the pool) lives as long as the
+            # process: frozen out of the collector's sight, a full collection no longer walks it.
+            # Measured in process at 1M (docs/performance.md): a full collection 116 -> 3 ms, one
+            # every ~700 worklist pages before, every ~130 after; CPU per page 4.3 -> 3.7-3.9 ms.
+            gc.freeze()
         try:
             yield
         finally:
