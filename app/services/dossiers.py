@@ -476,7 +476,7 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
     # A social worker sees a good part of the ambito (a comune's residents): a candidate set of
     # the ambito's dossiers soon yields a page of hers.
-    social_worker = "residence" in parts.bases
+    social_worker = sees_residents(principal)  # as `_generic_plan` asks: the two must agree
     if filters.overdue:
         # Answers overdue (6 % of the dossiers at 1M): through the bases, each ran until 51 of
         # those it walked had one (as.melzo at 1M: 41 ms, afol 20). From the tasks awaiting an
