@@ -280,15 +280,17 @@ FISCAL_CODE_QUERY = re.compile(r"^[A-Z0-9]{16}$")
 MIN_SEARCH_LENGTH = 3
 
 
+def answer_overdue(now: Moment) -> tuple[ColumnElement[bool], ...]:
+    """Conditions on a routing task: its organization has not answered in time (in Python,
+    `routing.is_overdue`). The requested tasks' partial indexes repeat the status."""
+    return (RoutingTask.status == TaskStatus.requested, RoutingTask.due_at <= now)
+
+
 def _overdue_condition(
     now: Moment, dossier_id: ColumnElement[uuid.UUID] | InstrumentedAttribute[uuid.UUID] = Dossier.id
 ) -> ColumnElement[bool]:
     """A member organization has not answered its routing of the dossier in time."""
-    return exists().where(
-        RoutingTask.dossier_id == dossier_id,
-        RoutingTask.status == TaskStatus.requested,
-        RoutingTask.due_at <= now,
-    )
+    return exists().where(RoutingTask.dossier_id == dossier_id, *answer_overdue(now))
 
 
 def _filter_conditions(
@@ -570,11 +572,7 @@ def _overdue_dossiers(ambito_id: uuid.UUID, paged: bool) -> Subquery:
     tasks' partial index (`ix_routing_task_awaiting`, migration 0017)."""
     overdue = (
         select(RoutingTask.dossier_id.label("id"))
-        .where(
-            RoutingTask.ambito_id == ambito_id,
-            RoutingTask.status == TaskStatus.requested,
-            RoutingTask.due_at <= _NOW,
-        )
+        .where(RoutingTask.ambito_id == ambito_id, *answer_overdue(_NOW))
         .distinct()
     )
     return _newest_first(overdue, RoutingTask.dossier_id, paged, "overdue")

@@ -51,7 +51,7 @@ from app.schemas.pools import (
 )
 from app.services import audit
 from app.services.calendar import add_working_days
-from app.services.dossiers import add_event, emit
+from app.services.dossiers import add_event, answer_overdue, emit
 from app.services.policy import NEED_AREA_LABEL, DossierAccess, DossierNotFound, load_dossier, visible
 
 COMPARTMENT_AREAS: dict[Compartment, frozenset[PoolArea]] = {
@@ -745,6 +745,7 @@ async def my_tasks(
 
 
 def is_overdue(task: RoutingTask, now: datetime) -> bool:
+    """`dossiers.answer_overdue` for a task in hand."""
     return task.status == TaskStatus.requested and task.due_at <= now
 
 
@@ -772,11 +773,7 @@ async def coordinator_queue(session: AsyncSession, principal: Principal, *, now:
     overdue = (
         await session.scalars(
             select(RoutingTask)
-            .where(
-                RoutingTask.ambito_id == principal.ambito_id,
-                RoutingTask.status == TaskStatus.requested,
-                RoutingTask.due_at <= now,
-            )
+            .where(RoutingTask.ambito_id == principal.ambito_id, *answer_overdue(now))
             .order_by(RoutingTask.due_at, RoutingTask.id)
             .limit(500)
         )
