@@ -230,11 +230,10 @@ def _participating(principal: Principal, now: Moment) -> list[ColumnElement[bool
 
 
 def _member_of_pool(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
-    """Conditions on PoolMember and Pool: an active pool the principal is a member of (as its
-    organization, or named personally)."""
+    """Conditions on PoolMember and Pool, joined on the pool by the caller: an active pool the
+    principal is a member of (as its organization, or named personally)."""
     today = _today(now)
     member = [
-        Pool.id == PoolMember.pool_id,
         Pool.active_from <= today,
         or_(Pool.active_until.is_(None), Pool.active_until >= today),
         PoolMember.organization_id == principal.organization_id,
