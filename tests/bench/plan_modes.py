@@ -24,6 +24,7 @@ from app.core.enums import DossierState, NeedArea
 from app.services import dossiers
 from tests.bench import plans
 from tests.bench.run import AFOL, MELZO, SOLLEVA, _ids, on_data_dir
+from tests.db import asyncpg_dsn
 
 INZAGO = "as.inzago@demo.snodo.it"
 MODES = ("force_custom_plan", "force_generic_plan")
@@ -54,7 +55,7 @@ def cases() -> list[tuple[str, str, dict[str, Any]]]:
 async def _pool_cases(url: str) -> list[tuple[str, str, dict[str, Any]]]:
     """The `pool_id` filter, for a member of the pool and for a social worker (the pool's id as
     the benchmark finds it: the seed makes a new one each time)."""
-    ids = await _ids(url.replace("postgresql+asyncpg://", "postgresql://", 1))
+    ids = await _ids(asyncpg_dsn(url))
     pool_id = ids["pool_lavoro_melzo"]
     return [("pool_id lavoro Melzo", login, {"pool_id": pool_id}) for login in (AFOL, MELZO)]
 
