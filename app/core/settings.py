@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     access_token_ttl_s: int = Field(default=900, ge=30, le=900)
     refresh_token_ttl_s: int = Field(default=12 * 3600, ge=60)
     session_max_age_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # A refresh token exchanged less than this many seconds ago may be exchanged again (for a new
+    # pair of the same session) instead of counting as stolen: two tabs of the SPA refresh together.
+    # 0: every second exchange closes the session.
+    refresh_reuse_grace_s: int = Field(default=30, ge=0, le=120)
     oidc_issuers: list[OidcIssuer] = []
     jwks_cache_ttl_s: int = Field(default=3600, ge=1)
     jwks_min_refetch_interval_s: float = Field(default=60.0, ge=0)

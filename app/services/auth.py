@@ -204,8 +204,10 @@ async def _issue_pair(
 async def refresh(
     *, session: AsyncSession, security: Security, refresh_token: str, client: ClientInfo
 ) -> TokenPair:
-    """Exchange a refresh token for a new pair. A token already exchanged is proof of theft:
-    the whole session (every token of the family, and its access tokens) is revoked."""
+    """Exchange a refresh token for a new pair. A token exchanged again after the grace period
+    (`refresh_reuse_grace_s`) is proof of theft: the whole session (every token of the family,
+    and its access tokens) is revoked. Within it, the second exchange is a second tab refreshing
+    with the same token a moment later: it gets a pair of its own in the same session."""
     now = security.clock.now()
     row = (
         await session.execute(
@@ -221,7 +223,9 @@ async def refresh(
         await record(session, security.clock, AuthEventKind.refresh_rejected, client, reason="unknown")
         raise NotAuthenticated("The refresh token is not valid.", invalid_token=True)
     token, auth_session, user, organization = row
-    if token.used_at is not None:
+    grace = timedelta(seconds=security.settings.refresh_reuse_grace_s)
+    reused_within_grace = token.used_at is not None and now - token.used_at <= grace
+    if token.used_at is not None and not reused_within_grace:
         if auth_session.revoked_at is None:
             auth_session.revoked_at = now
             auth_session.revoked_reason = "refresh_token_reuse"
@@ -251,7 +255,8 @@ async def refresh(
             session, security.clock, AuthEventKind.refresh_rejected, client, user_id=user.id, reason=reason
         )
         raise NotAuthenticated("The refresh token is not valid.", invalid_token=True)
-    token.used_at = now
+    if not reused_within_grace:
+        token.used_at = now  # the grace period runs from the first exchange
     pair = await _issue_pair(session, security, user, auth_session, now)
     await record(
         session,
@@ -261,6 +266,7 @@ async def refresh(
         user_id=user.id,
         organization_id=user.organization_id,
         session_id=str(auth_session.id),
+        reused_within_grace=reused_within_grace,
     )
     return pair
 

@@ -94,13 +94,14 @@ async def test_refresh_rotates_and_the_old_token_no_longer_works(
 
 
 async def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(
-    demo: Demo, client: httpx.AsyncClient, session: AsyncSession
+    demo: Demo, client: httpx.AsyncClient, session: AsyncSession, clock: FrozenClock
 ) -> None:
     first = (await demo.login(AS_MELZO)).json()
     second = (
         await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     ).json()
 
+    clock.advance(seconds=31)  # past the 30 s in which a second tab may still use it
     replay = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
     assert replay.status_code == 401
     assert replay.headers["www-authenticate"].startswith("Bearer")
@@ -114,6 +115,54 @@ async def test_reusing_a_rotated_refresh_token_revokes_the_whole_family(
     # Another login of the same user is unaffected.
     other = (await demo.login(AS_MELZO)).json()
     assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status_code == 200
+
+
+async def test_two_tabs_refreshing_with_the_same_token_both_stay_logged_in(
+    demo: Demo, client: httpx.AsyncClient, session: AsyncSession, clock: FrozenClock
+) -> None:
+    first = (await demo.login(AS_MELZO)).json()
+    tab_a = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    clock.advance(seconds=30)
+    tab_b = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert tab_a.status_code == tab_b.status_code == 200
+    a, b = tab_a.json(), tab_b.json()
+    assert a["refresh_token"] != b["refresh_token"]
+    for pair in (a, b):
+        assert (await client.get("/api/v1/me", headers=bearer(pair["access_token"]))).status_code == 200
+        rotated = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert rotated.status_code == 200
+    assert await events(session, AuthEventKind.refresh_reuse_detected) == 0
+    reused = await session.scalar(
+        select(func.count())
+        .select_from(AuthEvent)
+        .where(
+            AuthEvent.kind == AuthEventKind.refresh_succeeded,
+            AuthEvent.detail["reused_within_grace"].as_boolean(),
+        )
+    )
+    assert reused == 1
+
+    # The grace runs from the first exchange, not from the last: a third use after it is theft.
+    clock.advance(seconds=1)
+    late = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert late.status_code == 401
+    assert await events(session, AuthEventKind.refresh_reuse_detected) == 1
+    assert (await client.get("/api/v1/me", headers=bearer(b["access_token"]))).status_code == 401
+
+
+async def test_the_refresh_grace_does_not_outlive_a_logout(demo: Demo, client: httpx.AsyncClient) -> None:
+    first = (await demo.login(AS_MELZO)).json()
+    second = (
+        await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    ).json()
+    out = await client.post(
+        "/api/v1/auth/logout",
+        headers=bearer(second["access_token"]),
+        json={"refresh_token": second["refresh_token"]},
+    )
+    assert out.status_code == 204
+    again = await client.post("/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert again.status_code == 401
 
 
 async def test_refresh_without_a_token_is_401(client: httpx.AsyncClient) -> None:

@@ -1,4 +1,5 @@
-"""Concurrent requests on a real connection pool: two referrals at once still make one dossier."""
+"""Concurrent requests on a real connection pool: two referrals at once still make one dossier;
+two tabs refreshing with the same token at once both stay logged in."""
 
 from __future__ import annotations
 
@@ -78,3 +79,22 @@ async def test_simultaneous_referrals_open_one_dossier(committed_app: FastAPI, p
             r.text for r in responses if r.status_code != 201
         ]
         assert len({r.json()["dossier_id"] for r in responses}) == 1
+
+
+async def test_tabs_refreshing_at_the_same_moment_all_get_a_working_pair(committed_app: FastAPI) -> None:
+    transport = httpx.ASGITransport(app=committed_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        login = await client.post(
+            "/api/v1/auth/token", data={"username": AS_MELZO, "password": DEMO_PASSWORD}
+        )
+        token = login.json()["refresh_token"]
+        # Each in its own transaction on its own pooled connection: one waits on the other's lock.
+        responses = await asyncio.gather(
+            *(client.post("/api/v1/auth/refresh", json={"refresh_token": token}) for _ in range(3))
+        )
+        assert [r.status_code for r in responses] == [200] * 3, [r.text for r in responses]
+        for response in responses:
+            me = await client.get(
+                "/api/v1/me", headers={"Authorization": f"Bearer {response.json()['access_token']}"}
+            )
+            assert me.status_code == 200
