@@ -63,9 +63,14 @@ class Settings(BaseSettings):
     jwks_cache_ttl_s: int = Field(default=3600, ge=1)
     jwks_min_refetch_interval_s: float = Field(default=60.0, ge=0)
 
-    # Login throttling: failures within the window, per account and per client address.
+    # Login throttling, failures within the window (an account's since its last success): of one
+    # account from one client address; of one account from every address, except at an address
+    # where it logged in within `login_known_address_days` (an attacker elsewhere cannot lock its
+    # user out there); from one address, whatever the account.
     login_window_s: int = Field(default=900, ge=1)
     login_max_failures_per_account: int = Field(default=5, ge=1)
+    login_max_failures_per_account_all_addresses: int = Field(default=20, ge=1)
+    login_known_address_days: int = Field(default=30, ge=0)
     login_max_failures_per_address: int = Field(default=30, ge=1)
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 low-memory profile).
     argon2_time_cost: int = Field(default=3, ge=1)

@@ -24,7 +24,7 @@ from app.core.enums import AuthEventKind, OrganizationKind, Role, Scope
 from app.core.principal import Principal
 from app.core.problems import InvalidGrant, NotAuthenticated, TooManyAttempts
 from app.core.security import Security
-from app.core.settings import OidcIssuer
+from app.core.settings import OidcIssuer, Settings
 from app.models import ApiToken, AuthEvent, AuthSession, ExternalIdentity, Organization, RefreshToken, User
 from app.services.auth_events import ClientInfo, record
 
@@ -111,34 +111,41 @@ async def login(
 async def _refuse_if_throttled(
     session: AsyncSession, security: Security, login_key: str, client: ClientInfo
 ) -> None:
+    """429 when one of the limits of `Settings` (login throttling) is reached. The account's
+    failures count from one address, and from all of them except at an address where the account
+    logged in lately: someone guessing from elsewhere cannot lock a social worker out of her office."""
     settings = security.settings
     now = security.clock.now()
     window = timedelta(seconds=settings.login_window_s)
     since = now - window
+    account = AuthEvent.login == login_key
     last_success = await session.scalar(
         select(func.max(AuthEvent.occurred_at)).where(
-            AuthEvent.login == login_key, AuthEvent.kind == AuthEventKind.login_succeeded
+            account, AuthEvent.kind == AuthEventKind.login_succeeded
         )
     )
-    account_since = max(since, last_success) if last_success else since
-    retry_after = await _retry_after(
-        session,
-        (AuthEvent.login == login_key) & (AuthEvent.occurred_at > account_since),
-        settings.login_max_failures_per_account,
-        window,
-        now,
+    account_failures = account & (
+        AuthEvent.occurred_at > (max(since, last_success) if last_success else since)
     )
+    limits: list[tuple[str, ColumnElement[bool], int]] = []
     if client.address:
-        retry_after = max(
-            retry_after,
-            await _retry_after(
-                session,
-                (AuthEvent.client_address == client.address) & (AuthEvent.occurred_at > since),
-                settings.login_max_failures_per_address,
-                window,
-                now,
-            ),
+        from_here = AuthEvent.client_address == client.address
+        limits.append(
+            ("account_from_address", account_failures & from_here, settings.login_max_failures_per_account)
         )
+        if not await _known_address(session, settings, login_key, client.address, now):
+            limits.append(
+                ("account", account_failures, settings.login_max_failures_per_account_all_addresses)
+            )
+        limits.append(
+            ("address", from_here & (AuthEvent.occurred_at > since), settings.login_max_failures_per_address)
+        )
+    else:  # no address to tell the caller apart: the strictest limit, on the account
+        limits.append(("account", account_failures, settings.login_max_failures_per_account))
+    # The longest wait of the limits reached: retrying after a shorter one would be refused again.
+    retry_after, limit = max(
+        [(await _retry_after(session, c, n, window, now), name) for name, c, n in limits]
+    )
     if retry_after > 0:
         await record(
             session,
@@ -147,8 +154,28 @@ async def _refuse_if_throttled(
             client,
             login=login_key,
             retry_after=retry_after,
+            limit=limit,
         )
         raise TooManyAttempts(retry_after)
+
+
+async def _known_address(
+    session: AsyncSession, settings: Settings, login_key: str, address: str, now: datetime
+) -> bool:
+    """Whether the account logged in from this address within `login_known_address_days`."""
+    if settings.login_known_address_days == 0:
+        return False
+    found = await session.scalar(
+        select(AuthEvent.id)
+        .where(
+            AuthEvent.login == login_key,
+            AuthEvent.kind == AuthEventKind.login_succeeded,
+            AuthEvent.client_address == address,
+            AuthEvent.occurred_at > now - timedelta(days=settings.login_known_address_days),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 async def _retry_after(

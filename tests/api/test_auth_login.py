@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 from argon2 import PasswordHasher
@@ -15,7 +18,7 @@ from app.core.clock import FrozenClock
 from app.core.enums import AuthEventKind
 from app.models import AuthEvent
 from tests.conftest import TEST_JWT_SECRET
-from tests.support import Demo
+from tests.support import DEMO_PASSWORD, Demo
 
 AS_MELZO = "as.melzo@demo.snodo.it"
 
@@ -233,6 +236,67 @@ async def test_repeated_failures_on_an_account_are_throttled(
 
     clock.advance(seconds=retry_after)
     assert (await demo.login(AS_MELZO)).status_code == 200
+
+
+@contextlib.asynccontextmanager
+async def from_address(app: FastAPI, address: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        yield client
+
+
+async def log_in(client: httpx.AsyncClient, login: str, password: str = DEMO_PASSWORD) -> int:
+    response = await client.post("/api/v1/auth/token", data={"username": login, "password": password})
+    return response.status_code
+
+
+async def test_guessing_from_elsewhere_does_not_lock_a_user_out_where_she_logs_in(
+    demo: Demo, app: FastAPI, session: AsyncSession, clock: FrozenClock
+) -> None:
+    office, home = "198.51.100.10", "198.51.100.20"
+    async with from_address(app, office) as at_office:
+        assert await log_in(at_office, AS_MELZO) == 200
+    clock.advance(seconds=60)  # failures count from the last success on
+    # 20 wrong guesses from four addresses: each address is stopped after 5 for this account...
+    for attacker in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"):
+        async with from_address(app, attacker) as guessing:
+            statuses = [await log_in(guessing, AS_MELZO, f"guess-{i}-password") for i in range(6)]
+            assert statuses == [400] * 5 + [429]
+    async with from_address(app, "203.0.113.5") as guessing:
+        # ... and the account is closed to every address where it has not logged in lately.
+        assert await log_in(guessing, AS_MELZO, "guess-x-password") == 429
+    async with from_address(app, home) as at_home:
+        assert await log_in(at_home, AS_MELZO) == 429
+    async with from_address(app, office) as at_office:
+        assert await log_in(at_office, AS_MELZO) == 200
+    limits = (
+        await session.scalars(
+            select(AuthEvent.detail["limit"].astext).where(AuthEvent.kind == AuthEventKind.login_throttled)
+        )
+    ).all()
+    assert sorted(limits) == [
+        "account",
+        "account",
+        "account_from_address",
+        "account_from_address",
+        "account_from_address",
+        "account_from_address",
+    ]
+
+
+async def test_an_address_known_long_ago_is_not_known_any_more(
+    demo: Demo, app: FastAPI, clock: FrozenClock
+) -> None:
+    office = "198.51.100.10"
+    async with from_address(app, office) as at_office:
+        assert await log_in(at_office, AS_MELZO) == 200
+    clock.advance(seconds=31 * 24 * 3600)
+    for attacker in ("203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"):
+        async with from_address(app, attacker) as guessing:
+            for i in range(5):
+                assert await log_in(guessing, AS_MELZO, f"guess-{i}-password") == 400
+    async with from_address(app, office) as at_office:
+        assert await log_in(at_office, AS_MELZO) == 429
 
 
 async def test_repeated_failures_from_one_address_are_throttled(
