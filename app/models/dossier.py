@@ -74,6 +74,8 @@ class Dossier(IdMixin, TimestampMixin, Base):
         # A person's dossier id without visiting the dossier: the name search (migration 0013).
         Index("ix_dossier_person", "person_id", postgresql_include=["id"]),
         Index("uq_dossier_id_ambito", "id", "ambito_id", unique=True),
+        # The ambito's dossiers newest first, without walking the other ambiti's (0018).
+        Index("ix_dossier_ambito_id", "ambito_id", "id"),
         Index("ix_dossier_ambito_residence", "ambito_id", "residence_comune_id", "id"),
         Index("ix_dossier_ambito_state", "ambito_id", "state", "id"),  # one state, newest first
         Index("ix_dossier_case_manager", "case_manager_user_id", "id"),

@@ -396,22 +396,28 @@ WORKLIST_COLUMNS = (
 )
 
 
-def _generic_plan(principal: Principal, filters: WorklistFilter) -> bool:
+def _generic_plan(filters: WorklistFilter) -> bool:
     """Whether the page may run with a generic plan (see `_GENERIC_PLAN_NOTE`): not with a need
-    area, with `overdue`, or with the one state of a social worker (the page then starts from
-    that state's dossiers, `_page`), whose generic plans were slower (lavoro at 1M: 10 -> 85 ms;
-    sospeso for as.melzo at 1M: 7 -> 236 ms) or a disaster (overdue at 100k: afol 27 ms -> 2.6 s,
-    as.melzo 47 ms -> 4.0 s; from the tasks awaiting an answer, 0017, at 1M: 1.3-5 ms custom,
-    195-216 generic). A pool member's state is walked through its pools: generic."""
-    if filters.need_area is not None or filters.overdue is not None:
-        return False
-    return not (len(filters.states) == 1 and sees_residents(principal))
+    area, `overdue`, a state or `updated_since`, whose generic plans were slower (lavoro at 1M:
+    10 -> 85 ms; sospeso for as.melzo at 1M: 7 -> 236 ms) or a disaster (overdue at 100k: afol
+    27 ms -> 2.6 s, as.melzo 47 ms -> 4.0 s; from the tasks awaiting an answer, 0017, at 1M:
+    1.3-5 ms custom, 195-216 generic). With three ambiti in the database (tests/bench/clone.py),
+    generic plans also collapsed for two states (as.melzo 10 ms custom -> 2.4 s), a pool member's
+    state (7 -> 41 ms) and `updated_since` (5-6 ms -> 1.4-1.9 s), which were as fast as custom
+    ones with one ambito; without a filter, with a search, a case manager, `pool_id` or
+    `comune_id` they held (and the custom plans of the last two collapsed: 2.4-3.7 s)."""
+    return (
+        filters.need_area is None
+        and filters.overdue is None
+        and not filters.states
+        and filters.updated_since is None
+    )
 
 
 def _plan_settings(principal: Principal, filters: WorklistFilter) -> dict[str, str]:
     """How PostgreSQL should plan this page, for the rest of the request's transaction."""
     settings = {}
-    if _generic_plan(principal, filters):
+    if _generic_plan(filters):
         settings["plan_cache_mode"] = "force_generic_plan"
     if filters.pool_id is not None:
         # One pool's routings, walked newest first until the page is full (60 of them): expecting
@@ -478,7 +484,7 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
     # A social worker sees a good part of the ambito (a comune's residents): a candidate set of
     # the ambito's dossiers soon yields a page of hers.
-    social_worker = sees_residents(principal)  # as `_generic_plan` asks: the two must agree
+    social_worker = sees_residents(principal)
     if filters.overdue:
         # Answers overdue (6 % of the dossiers at 1M): through the bases, each ran until 51 of
         # those it walked had one (as.melzo at 1M: 41 ms, afol 20). From the tasks awaiting an
@@ -491,12 +497,15 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         in_state = _in_state(principal.ambito_id, filters.states[0], paged)
         return _newest_visible(statement, in_state, principal, now, conditions, n)
     area = filters.need_area
-    if area in SPECIAL_NEED_PREDICATE and social_worker:
-        # A special-category need area for a social worker: few of the dossiers it sees may show
-        # it (a consent must carry its label), so every basis below ran to its end to find them
-        # (250 ms at 1M). Start from that need area's dossiers instead. (A pool member's pools
-        # mostly hold its own need areas.)
-        with_need = _with_special_need(principal.ambito_id, area, paged)
+    if area is not None and social_worker:
+        # A need area for a social worker: start from that need area's dossiers. A special
+        # category (violence, judicial…): few of the dossiers she sees may show it (a consent
+        # must carry its label), so every basis below ran to its end to find them (250 ms at 1M).
+        # Any other: through the bases, PostgreSQL chose to walk the dossiers only while the
+        # database held one ambito; with three (tests/bench/clone.py) it collected every routing
+        # of her five pools instead (lavoro for as.melzo at 1M: 5.8 ms -> 3.4 s). (A pool
+        # member's pools mostly hold its own need areas.)
+        with_need = _with_need(principal.ambito_id, area, paged)
         return _newest_visible(statement, with_need, principal, now, conditions, n)
     branches = [
         _walk(Dossier.id, [*parts.common, basis, *conditions], n, paged)
@@ -578,16 +587,16 @@ def _overdue_dossiers(ambito_id: uuid.UUID, paged: bool) -> Subquery:
     return _newest_first(overdue, RoutingTask.dossier_id, paged, "overdue")
 
 
-def _with_special_need(ambito_id: uuid.UUID, need_area: NeedArea, paged: bool) -> Subquery:
-    """The dossiers with this special-category need area, newest first, along its partial index
-    (`ix_dossier_need_*`, its predicate repeated): whether the caller may see the need area's
-    label, and the dossier, is checked on each by `_newest_visible`. (Narrowed here to persons
-    with a consent carrying the label, PostgreSQL expected almost none to pass, a twentieth of
-    those that do, and went from every labelled consent instead, or with parallel workers:
-    62-229 ms at 1M.)"""
-    with_need = select(Dossier.id).where(
-        Dossier.ambito_id == ambito_id, text(SPECIAL_NEED_PREDICATE[need_area])
-    )
+def _with_need(ambito_id: uuid.UUID, need_area: NeedArea, paged: bool) -> Subquery:
+    """The ambito's dossiers with this need area, newest first: a special category's along its
+    partial index (`ix_dossier_need_*`, its predicate repeated), the others along the ambito's
+    dossiers (`ix_dossier_ambito_id`). Whether the caller may see the need area's label, and the
+    dossier, is checked on each by `_newest_visible`. (Narrowed here to persons with a consent
+    carrying the label, PostgreSQL expected almost none to pass, a twentieth of those that do,
+    and went from every labelled consent instead, or with parallel workers: 62-229 ms at 1M.)"""
+    predicate = SPECIAL_NEED_PREDICATE.get(need_area)
+    has_need = text(predicate) if predicate else Dossier.need_areas.contains([need_area.value])
+    with_need = select(Dossier.id).where(Dossier.ambito_id == ambito_id, has_need)
     return _newest_first(with_need, Dossier.id, paged, "with_need")
 
 

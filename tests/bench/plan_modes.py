@@ -47,17 +47,22 @@ def cases() -> list[tuple[str, str, dict[str, Any]]]:
         ("overdue", SOLLEVA, {"overdue": True}),
         ("need area lavoro", MELZO, {"need_area": NeedArea.lavoro}),
         ("need area dipendenze", MELZO, {"need_area": NeedArea.dipendenze}),
+        ("need area lavoro", AFOL, {"need_area": NeedArea.lavoro}),
         ("assigned to me", MELZO, {"assigned_to_me": True}),
         ("updated in the last 7 days", MELZO, {"updated_since": week_ago}),
+        ("updated in the last 7 days", AFOL, {"updated_since": week_ago}),
     ]
 
 
-async def _pool_cases(url: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """The `pool_id` filter, for a member of the pool and for a social worker (the pool's id as
-    the benchmark finds it: the seed makes a new one each time)."""
+async def _id_cases(url: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """The `pool_id` and `comune_id` filters, for a pool member and for a social worker (the ids
+    as the benchmark finds them: the seed makes new ones each time)."""
     ids = await _ids(asyncpg_dsn(url))
-    pool_id = ids["pool_lavoro_melzo"]
-    return [("pool_id lavoro Melzo", login, {"pool_id": pool_id}) for login in (AFOL, MELZO)]
+    return [
+        *(("pool_id lavoro Melzo", login, {"pool_id": ids["pool_lavoro_melzo"]}) for login in (AFOL, MELZO)),
+        ("comune_id Liscate", AFOL, {"comune_id": ids["comune_liscate"]}),
+        ("comune_id Melzo", MELZO, {"comune_id": ids["comune_melzo"]}),
+    ]
 
 
 async def compare(url: str) -> None:
@@ -72,7 +77,7 @@ async def compare(url: str) -> None:
     dossiers.set_local = all_but_the_plan_mode  # type: ignore[assignment]
     for mode in MODES:
         run = []
-        for name, login, filters in [*cases(), *await _pool_cases(url)]:
+        for name, login, filters in [*cases(), *await _id_cases(url)]:
             limit = filters.pop("limit", 50)
             label = f"{name} - {login.split('@')[0]}"
             call = plans.worklist(limit, **filters)

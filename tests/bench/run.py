@@ -541,9 +541,11 @@ def _slug(name: str) -> str:
 async def _ids(dsn: str) -> dict[str, str]:
     """Context for the scenario parameters: pool_<slug>, comune_<slug> ids."""
     ids: dict[str, str] = {}
-    for row in await _fetch(dsn, "SELECT name, id FROM pool"):
+    # The benchmark's users are the seeded ambito's (tests/bench/clone.py may have added others).
+    ambito = "ambito_id = (SELECT id FROM ambito WHERE code = $1)"
+    for row in await _fetch(dsn, f"SELECT name, id FROM pool WHERE {ambito}", seed.AMBITO_CODE):  # noqa: S608
         ids[f"pool_{_slug(row['name'])}".replace("pool_pool_", "pool_")] = str(row["id"])
-    for row in await _fetch(dsn, "SELECT name, id FROM comune"):
+    for row in await _fetch(dsn, f"SELECT name, id FROM comune WHERE {ambito}", seed.AMBITO_CODE):  # noqa: S608
         ids[f"comune_{_slug(row['name'])}"] = str(row["id"])
     ids["since_7d"] = (datetime.now(UTC) - timedelta(days=7)).isoformat(timespec="seconds")
     return ids
