@@ -396,28 +396,37 @@ WORKLIST_COLUMNS = (
 )
 
 
-def _generic_plan(filters: WorklistFilter) -> bool:
-    """Whether the page may run with a generic plan (see `_GENERIC_PLAN_NOTE`): not with a need
-    area, `overdue`, a state or `updated_since`, whose generic plans were slower (lavoro at 1M:
-    10 -> 85 ms; sospeso for as.melzo at 1M: 7 -> 236 ms) or a disaster (overdue at 100k: afol
-    27 ms -> 2.6 s, as.melzo 47 ms -> 4.0 s; from the tasks awaiting an answer, 0017, at 1M:
-    1.3-5 ms custom, 195-216 generic). With three ambiti in the database (tests/bench/clone.py),
-    generic plans also collapsed for two states (as.melzo 10 ms custom -> 2.4 s), a pool member's
-    state (7 -> 41 ms) and `updated_since` (5-6 ms -> 1.4-1.9 s), which were as fast as custom
-    ones with one ambito; without a filter, with a search, a case manager, `pool_id` or
-    `comune_id` they held (and the custom plans of the last two collapsed: 2.4-3.7 s)."""
-    return (
-        filters.need_area is None
-        and filters.overdue is None
-        and not filters.states
-        and filters.updated_since is None
-    )
+def _generic_plan(principal: Principal, filters: WorklistFilter, paged: bool) -> bool:
+    """Whether the page runs with a generic plan (see `_GENERIC_PLAN_NOTE`), by the shape `_page`
+    gives it, in `_page`'s order. Measured with one ambito in the database and with three
+    (`tests/bench/plan_modes.py`, docs/performance.md): with three, PostgreSQL counts each ambito
+    condition as a third of the rows on every table of a join, and in either mode some shapes
+    went from milliseconds to seconds; this keeps each shape in the mode that held in both.
+
+    - A search or a case manager's dossiers: generic (candidates found by name or manager).
+    - `overdue`, a social worker's one state or need area: custom (candidates newest first,
+      whose generic plans were slower or a disaster: overdue at 100k 27 ms -> 2.6 s; sospeso at
+      1M 7 -> 236 ms; lavoro with three ambiti 3.5 -> 32 ms).
+    - Walked from one pool's routings or one comune's residents (`pool_id`, `comune_id`):
+      generic (custom plans collapsed with three ambiti: 2.1-3.7 s against 1.6-4.6 ms).
+    - Any other filter, or a page after the first: custom (generic plans with three ambiti: two
+      states 2.5 s, `updated_since` 1.8 s, a page after 10,000 dossiers 0.5-3.5 s).
+    - The first page, unfiltered: generic (planning it took as long as running it)."""
+    social_worker = sees_residents(principal)
+    if filters.q or filters.assigned_to_me or filters.case_manager_id is not None:
+        return True
+    if filters.overdue or (social_worker and (len(filters.states) == 1 or filters.need_area is not None)):
+        return False
+    if filters.pool_id is not None or filters.comune_id is not None:
+        return True
+    filtered = filters.states or filters.updated_since or filters.need_area or filters.overdue is not None
+    return not (filtered or paged)
 
 
-def _plan_settings(principal: Principal, filters: WorklistFilter) -> dict[str, str]:
+def _plan_settings(principal: Principal, filters: WorklistFilter, paged: bool) -> dict[str, str]:
     """How PostgreSQL should plan this page, for the rest of the request's transaction."""
     settings = {}
-    if _generic_plan(filters):
+    if _generic_plan(principal, filters, paged):
         settings["plan_cache_mode"] = "force_generic_plan"
     if filters.pool_id is not None:
         # One pool's routings, walked newest first until the page is full (60 of them): expecting
@@ -484,7 +493,7 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
     # A social worker sees a good part of the ambito (a comune's residents): a candidate set of
     # the ambito's dossiers soon yields a page of hers.
-    social_worker = sees_residents(principal)
+    social_worker = sees_residents(principal)  # as `_generic_plan` asks: the two must agree
     if filters.overdue:
         # Answers overdue (6 % of the dossiers at 1M): through the bases, each ran until 51 of
         # those it walked had one (as.melzo at 1M: 41 ms, afol 20). From the tasks awaiting an
@@ -703,7 +712,7 @@ async def list_visible(
     statement, parameters = _worklist(principal, page, filters, now)
     # On the session's connection, not through the ORM session: plain rows, no ORM loading.
     connection = await session.connection()
-    settings = _plan_settings(principal, filters)
+    settings = _plan_settings(principal, filters, page.after is not None)
     if settings:
         await set_local(connection, settings)
     result = await connection.execute(statement, parameters)

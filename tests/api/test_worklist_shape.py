@@ -333,9 +333,9 @@ async def test_the_worklist_runs_with_a_generic_plan_except_for_some_filters(
     world: Demo, session: AsyncSession
 ) -> None:
     """The worklist's statement is planned once per connection (it would take as long to plan as
-    to run), except with a need area, `overdue`, a state or `updated_since`, whose generic plans
-    were slower, or much slower: the request's transaction says so in `plan_cache_mode` (the
-    tests' requests share one)."""
+    to run) where that held with one ambito in the database and with three; other pages are
+    planned for their values (`dossiers._generic_plan`): the request's transaction says so in
+    `plan_cache_mode` (the tests' requests share one)."""
 
     async def plan_mode_after(who: str = AS_MELZO, **params: Any) -> str:
         page = await world.client.get("/api/v1/dossiers", params=params, headers=await world.headers(who))
@@ -353,6 +353,12 @@ async def test_the_worklist_runs_with_a_generic_plan_except_for_some_filters(
     assert await plan_mode_after(q="brambila") == "force_generic_plan"
     pool_id = await session.scalar(select(DossierRouting.pool_id).limit(1))
     assert await plan_mode_after(AFOL, pool_id=str(pool_id)) == "force_generic_plan"
+    await session.execute(text("RESET plan_cache_mode"))
+    assert await plan_mode_after(AFOL, pool_id=str(pool_id), state="in_pool") == "force_generic_plan"
+    await session.execute(text("RESET plan_cache_mode"))
+    first = await world.client.get("/api/v1/dossiers", params={"limit": 2}, headers=await world.headers(AFOL))
+    await session.execute(text("RESET plan_cache_mode"))
+    assert await plan_mode_after(AFOL, limit=2, cursor=first.json()["next_cursor"]) != "force_generic_plan"
 
 
 async def test_a_pool_filter_walks_the_pool_s_routings_without_parallel_workers(

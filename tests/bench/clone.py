@@ -1,6 +1,7 @@
 """Add ambiti to a seeded benchmark database: copies of the seeded ambito, whole or a sample.
 
-    python -m tests.bench.clone --pgdata /tmp/snodo-bench/pgdata-1000000-multi --copies 1.0,0.1
+    mkdir -p /tmp/snodo-bench-multi && cp -a /tmp/snodo-bench/pgdata-1000000 /tmp/snodo-bench-multi/
+    python -m tests.bench.clone --pgdata /tmp/snodo-bench-multi/pgdata-1000000 --copies 1.0,0.1
 
 One database serves many ambiti (DESIGN §7), and the planner sees them all: the statistics of
 `ambito_id`, of the organizations, comuni and pools, the tables' sizes. A plan chosen with one

@@ -21,9 +21,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.enums import DossierState, NeedArea
+from app.core.pagination import encode_cursor
 from app.services import dossiers
 from tests.bench import plans
-from tests.bench.run import AFOL, MELZO, SOLLEVA, _ids, on_data_dir
+from tests.bench.run import AFOL, MELZO, SOLLEVA, _fetch, _ids, on_data_dir
+from tests.bench.seed import AMBITO_CODE
 from tests.db import asyncpg_dsn
 
 INZAGO = "as.inzago@demo.snodo.it"
@@ -57,8 +59,57 @@ def cases() -> list[tuple[str, str, dict[str, Any]]]:
 async def _id_cases(url: str) -> list[tuple[str, str, dict[str, Any]]]:
     """The `pool_id` and `comune_id` filters, for a pool member and for a social worker (the ids
     as the benchmark finds them: the seed makes new ones each time)."""
-    ids = await _ids(asyncpg_dsn(url))
+    dsn = asyncpg_dsn(url)
+    week_ago = datetime.now(UTC) - timedelta(days=7)
+    ids = await _ids(dsn)
+    # Deep pages: the cursor of the 10,000th newest dossier of the seeded ambito.
+    deep = (
+        await _fetch(
+            dsn,
+            "SELECT id FROM dossier WHERE ambito_id = (SELECT id FROM ambito WHERE code = $1)"
+            " ORDER BY id DESC OFFSET 10000 LIMIT 1",
+            AMBITO_CODE,
+        )
+    )[0][0]
     return [
+        *(("page after 10,000", login, {"cursor": encode_cursor(deep)}) for login in (MELZO, AFOL, SOLLEVA)),
+        ("pool_id, after 10,000", AFOL, {"pool_id": ids["pool_lavoro_melzo"], "cursor": encode_cursor(deep)}),
+        (
+            "comune_id Liscate, after 10,000",
+            AFOL,
+            {"comune_id": ids["comune_liscate"], "cursor": encode_cursor(deep)},
+        ),
+        (
+            "comune_id Melzo, after 10,000",
+            MELZO,
+            {"comune_id": ids["comune_melzo"], "cursor": encode_cursor(deep)},
+        ),
+        (
+            "pool_id + state in_pool",
+            AFOL,
+            {"pool_id": ids["pool_lavoro_melzo"], "states": (DossierState.in_pool,)},
+        ),
+        (
+            "comune_id Melzo + need area lavoro",
+            MELZO,
+            {"comune_id": ids["comune_melzo"], "need_area": NeedArea.lavoro},
+        ),
+        (
+            "comune_id Liscate + updated 7 days",
+            AFOL,
+            {"comune_id": ids["comune_liscate"], "updated_since": week_ago},
+        ),
+        (
+            "pool_id + need area lavoro",
+            AFOL,
+            {"pool_id": ids["pool_lavoro_melzo"], "need_area": NeedArea.lavoro},
+        ),
+        (
+            "comune_id Liscate + need area lavoro",
+            AFOL,
+            {"comune_id": ids["comune_liscate"], "need_area": NeedArea.lavoro},
+        ),
+        ("q=Brambila, after 10,000", MELZO, {"q": "Brambila", "limit": 20, "cursor": encode_cursor(deep)}),
         *(("pool_id lavoro Melzo", login, {"pool_id": ids["pool_lavoro_melzo"]}) for login in (AFOL, MELZO)),
         ("comune_id Liscate", AFOL, {"comune_id": ids["comune_liscate"]}),
         ("comune_id Melzo", MELZO, {"comune_id": ids["comune_melzo"]}),
