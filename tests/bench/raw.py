@@ -4,8 +4,9 @@
 
 No framework, no ORM, no authentication, no access log, no second query: a raw ASGI callable
 served by the same uvicorn as the service (one process, the same event loop and HTTP parser), an
-asyncpg pool of 20 connections, each opened as the service's run (role `snodo_app`, the ambito
-in `snodo.ambito_id`, so row-level security is in every plan), and per
+asyncpg pool of 20 connections per plan cache mode the statements were run with, each opened as
+the service's run (role `snodo_app`, the ambito in `snodo.ambito_id`, so row-level security is in
+every plan, and that `plan_cache_mode`), and per
 route ONE SQL statement through the bare driver: `GET /raw/<key>` runs statement <key> and returns
 its rows as a JSON list.
 
@@ -42,11 +43,10 @@ class RawApp:
         if len(ambiti) != 1:
             raise ValueError(f"the statements span {len(ambiti)} ambiti; one pool serves one")
         self.ambito = ambiti.pop()
-        modes = {mode for _, _, _, mode in statements.values()}
-        if len(modes) != 1:
-            raise ValueError(f"the statements want {len(modes)} plan cache modes; one pool has one")
-        self.plan_cache_mode = modes.pop()
-        self.pool: asyncpg.Pool | None = None
+        # One pool per plan cache mode the service ran the statements with (a startup parameter
+        # of the pool's connections, no SET per request).
+        self.modes = {mode for _, _, _, mode in statements.values()}
+        self.pools: dict[str, asyncpg.Pool] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -55,32 +55,33 @@ class RawApp:
                 if message["type"] == "lifespan.startup":
                     # Startup parameters, not SET: the pool's reset on release (RESET ALL) returns
                     # to them, where it would undo a SET ROLE.
-                    self.pool = await asyncpg.create_pool(
-                        self.dsn,
-                        min_size=POOL_SIZE,
-                        max_size=POOL_SIZE,
-                        server_settings={
-                            "role": "snodo_app",
-                            "snodo.ambito_id": self.ambito,
-                            # as the service ran these statements (app/core/db.py, dossiers.py)
-                            "plan_cache_mode": self.plan_cache_mode,
-                        },
-                    )
+                    for mode in self.modes:
+                        self.pools[mode] = await asyncpg.create_pool(
+                            self.dsn,
+                            min_size=POOL_SIZE // len(self.modes),
+                            max_size=POOL_SIZE,
+                            server_settings={
+                                "role": "snodo_app",
+                                "snodo.ambito_id": self.ambito,
+                                # as the service ran these statements (app/core/db.py, dossiers.py)
+                                "plan_cache_mode": mode,
+                            },
+                        )
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
-                    if self.pool is not None:
-                        await self.pool.close()
+                    for pool in self.pools.values():
+                        await pool.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
             return
         key = scope["path"].removeprefix("/raw/")
         found = self.statements.get(key)
-        if found is None or self.pool is None:
+        if found is None or not self.pools:
             await _respond(send, 404, b'{"detail": "no such statement"}')
             return
-        sql, parameters, _, _ = found
-        async with self.pool.acquire() as connection:
+        sql, parameters, _, mode = found
+        async with self.pools[mode].acquire() as connection:
             rows = await connection.fetch(sql, *parameters)
         await _respond(send, 200, json.dumps([dict(row) for row in rows], default=str).encode())
 
