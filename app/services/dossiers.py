@@ -372,12 +372,11 @@ WORKLIST_STATEMENTS = 512
 # statements once per connection (the app's connections plan each execution for its values,
 # app/core/db.py). The worklist's statement is the same for every principal of a shape, values
 # apart, and its branches are keyset walks whose plan does not depend on them: planning it took as
-# long as running it (at 1M, as.melzo 10 + 11 ms). Measured for 25 callers and filters at 1M and
-# 16 at 100k, the generic plan was as fast or faster (as.inzago, trasferito at 1M: 88 -> 7 ms)
-# except with a need area or a state (the share of dossiers with one is not known without its
-# value) and with `overdue` (at 100k the generic plan starts from every consent of the ambito):
-# `_generic_plan`. A generic plan depends on the statistics: check both sizes again
-# when the statement changes (docs/performance.md, "Generic plans").
+# long as running it (at 1M, as.melzo 10 + 11 ms). Where the generic plan was slower, or either
+# mode collapsed once the database held several ambiti, `_generic_plan` says which. Plans depend
+# on the statistics: when the statement changes, run tests/bench/plan_modes.py at 100k, at 1M and
+# on a 1M database with ambiti added by tests/bench/clone.py (docs/performance.md, "Generic
+# plans", "Several ambiti in one database").
 
 
 WorklistSelect = Select[*tuple[Any, ...]]
