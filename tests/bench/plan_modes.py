@@ -4,12 +4,12 @@
     python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench/pgdata-1000000
     python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench-multi/pgdata-1000000  # tests.bench.clone
 
-The service runs the worklist's statement with a generic plan unless `dossiers._generic_plan`
-says otherwise (app/services/dossiers.py). A generic plan depends on the statistics, so a change to
-the statement, or to the data's shape, is checked again here at both sizes that tests.bench.run
-seeded (`--keep`) and on a database holding several ambiti (tests.bench.clone): each case runs through the service call (as `GET /api/v1/dossiers` would, no
-HTTP), with each plan mode forced, and prints execution and planning ms of EXPLAIN ANALYZE and the
-best wall time of three runs.
+The service chooses the plan mode of each worklist page in `dossiers._generic_plan`
+(app/services/dossiers.py). Plans depend on the statistics, so a change to the statement, or to
+the data's shape, is checked again here at both sizes that tests.bench.run seeded (`--keep`) and
+on a database holding several ambiti (tests.bench.clone): each case runs through the service call
+(as `GET /api/v1/dossiers` would, no HTTP), with each plan mode forced, and prints execution and
+planning ms of EXPLAIN ANALYZE and the best wall time of three runs.
 """
 
 from __future__ import annotations
