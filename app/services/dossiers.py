@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ColumnElement,
@@ -373,7 +373,7 @@ WORKLIST_STATEMENTS = 512
 # app/core/db.py). The worklist's statement is the same for every principal of a shape, values
 # apart, and its branches are keyset walks whose plan does not depend on them: planning it took as
 # long as running it (at 1M, as.melzo 10 + 11 ms). Where the generic plan was slower, or either
-# mode collapsed once the database held several ambiti, `_generic_plan` says which. Plans depend
+# mode collapsed once the database held several ambiti, `_plan_mode` says which. Plans depend
 # on the statistics: when the statement changes, run tests/bench/plan_modes.py at 100k, at 1M and
 # on a 1M database with ambiti added by tests/bench/clone.py (docs/performance.md, "Generic
 # plans", "Several ambiti in one database").
@@ -395,12 +395,16 @@ WORKLIST_COLUMNS = (
 )
 
 
-def _generic_plan(principal: Principal, filters: WorklistFilter, paged: bool) -> bool:
-    """Whether the page runs with a generic plan (see `_GENERIC_PLAN_NOTE`), by the shape `_page`
-    gives it, in `_page`'s order. Measured with one ambito in the database and with three
+PlanMode = Literal["custom", "generic", "generic walk"]
+
+
+def _plan_mode(principal: Principal, filters: WorklistFilter) -> PlanMode:
+    """How the page is planned (see `_GENERIC_PLAN_NOTE`), by the shape `_page` gives it, in
+    `_page`'s order: for its values ("custom"), once per connection ("generic"), or once and
+    without bitmap scans ("generic walk"). Measured with one ambito in the database and with three
     (`tests/bench/plan_modes.py`, docs/performance.md): with three, PostgreSQL counts each ambito
-    condition as a third of the rows on every table of a join, and in either mode some shapes
-    went from milliseconds to seconds; this keeps each shape in the mode that held in both.
+    condition as a third of the rows on every table of a join, and in every mode some shape went
+    from milliseconds to seconds; each shape runs in the mode that held in both.
 
     - A search or a case manager's dossiers: generic (candidates found by name or manager).
     - `overdue`, a social worker's one state or need area: custom (candidates newest first,
@@ -408,25 +412,33 @@ def _generic_plan(principal: Principal, filters: WorklistFilter, paged: bool) ->
       1M 7 -> 236 ms; lavoro with three ambiti 3.5 -> 32 ms).
     - Walked from one pool's routings or one comune's residents (`pool_id`, `comune_id`):
       generic (custom plans collapsed with three ambiti: 2.1-3.7 s against 1.6-4.6 ms).
-    - Any other filter, or a page after the first: custom (generic plans with three ambiti: two
-      states 2.5 s, `updated_since` 1.8 s, a page after 10,000 dossiers 0.5-3.5 s).
-    - The first page, unfiltered: generic (planning it took as long as running it)."""
+    - A pool member's states or need area, a social worker's states: custom (generic ones with
+      three ambiti: 51 ms to 2.6 s; afol's lavoro 9 s with one).
+    - The access bases walked newest first, unfiltered or `updated_since`, on any page: generic
+      without bitmap scans. A bitmap scan gives no order: with three ambiti the generic plan
+      collected every routing of the caller's pools in one to sort them (a page after 10,000
+      dossiers 0.6-3.9 s, `updated_since` 1.3-1.9 s); without, 1.2-5.1 ms, as with one ambito,
+      and no planning per request (custom: 2 ms of it)."""
     social_worker = sees_residents(principal)
     if filters.q or filters.assigned_to_me or filters.case_manager_id is not None:
-        return True
+        return "generic"
     if filters.overdue or (social_worker and (len(filters.states) == 1 or filters.need_area is not None)):
-        return False
+        return "custom"
     if filters.pool_id is not None or filters.comune_id is not None:
-        return True
-    filtered = filters.states or filters.updated_since or filters.need_area or filters.overdue is not None
-    return not (filtered or paged)
+        return "generic"
+    if filters.states or filters.need_area is not None or filters.overdue is not None:
+        return "custom"
+    return "generic walk"
 
 
-def _plan_settings(principal: Principal, filters: WorklistFilter, paged: bool) -> dict[str, str]:
+def _plan_settings(principal: Principal, filters: WorklistFilter) -> dict[str, str]:
     """How PostgreSQL should plan this page, for the rest of the request's transaction."""
     settings = {}
-    if _generic_plan(principal, filters, paged):
+    mode = _plan_mode(principal, filters)
+    if mode != "custom":
         settings["plan_cache_mode"] = "force_generic_plan"
+    if mode == "generic walk":
+        settings["enable_bitmapscan"] = "off"
     if filters.pool_id is not None:
         # One pool's routings, walked newest first until the page is full (60 of them): expecting
         # thousands, PostgreSQL had parallel workers walk them, started for every page. At 1M:
@@ -492,7 +504,7 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
     # A social worker sees a good part of the ambito (a comune's residents): a candidate set of
     # the ambito's dossiers soon yields a page of hers.
-    social_worker = sees_residents(principal)  # as `_generic_plan` asks: the two must agree
+    social_worker = sees_residents(principal)  # as `_plan_mode` asks: the two must agree
     if filters.overdue:
         # Answers overdue (6 % of the dossiers at 1M): through the bases, each ran until 51 of
         # those it walked had one (as.melzo at 1M: 41 ms, afol 20). From the tasks awaiting an
@@ -711,7 +723,7 @@ async def list_visible(
     statement, parameters = _worklist(principal, page, filters, now)
     # On the session's connection, not through the ORM session: plain rows, no ORM loading.
     connection = await session.connection()
-    settings = _plan_settings(principal, filters, page.after is not None)
+    settings = _plan_settings(principal, filters)
     if settings:
         await set_local(connection, settings)
     result = await connection.execute(statement, parameters)

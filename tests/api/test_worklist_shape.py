@@ -329,36 +329,46 @@ async def test_overdue_lists_exactly_the_visible_dossiers_whose_answer_is_late(
     assert listed[DPO] == []
 
 
-async def test_the_worklist_runs_with_a_generic_plan_except_for_some_filters(
-    world: Demo, session: AsyncSession
-) -> None:
-    """The worklist's statement is planned once per connection (it would take as long to plan as
-    to run) where that held with one ambito in the database and with three; other pages are
-    planned for their values (`dossiers._generic_plan`): the request's transaction says so in
-    `plan_cache_mode` (the tests' requests share one)."""
+async def test_each_worklist_shape_is_planned_in_its_own_mode(world: Demo, session: AsyncSession) -> None:
+    """The worklist's statement is planned once per connection where that held with one ambito in
+    the database and with three, and then without bitmap scans where it walks the access bases;
+    other pages are planned for their values (`dossiers._plan_mode`). The request's transaction
+    says so in its settings (the tests' requests share one: reset before each)."""
 
-    async def plan_mode_after(who: str = AS_MELZO, **params: Any) -> str:
+    async def mode_after(who: str = AS_MELZO, **params: Any) -> str:
+        for name in ("plan_cache_mode", "enable_bitmapscan"):
+            await session.execute(text(f"RESET {name}"))  # as a new request's transaction would
         page = await world.client.get("/api/v1/dossiers", params=params, headers=await world.headers(who))
         assert page.status_code == 200, page.text
-        return str(await session.scalar(select(func.current_setting("plan_cache_mode"))))
+        plan_cache_mode, bitmap_scans = (
+            await session.execute(
+                select(func.current_setting("plan_cache_mode"), func.current_setting("enable_bitmapscan"))
+            )
+        ).one()
+        if plan_cache_mode != "force_generic_plan":
+            return "custom"
+        return "generic walk" if bitmap_scans == "off" else "generic"
 
-    assert await plan_mode_after(need_area="lavoro") != "force_generic_plan"
-    assert await plan_mode_after() == "force_generic_plan"
-    await session.execute(text("RESET plan_cache_mode"))  # as a new request's transaction would
-    assert await plan_mode_after(overdue="true") != "force_generic_plan"
-    await session.execute(text("RESET plan_cache_mode"))
-    assert await plan_mode_after(state="in_pool") != "force_generic_plan"  # from that state's dossiers
-    assert await plan_mode_after(AFOL, state="in_pool") != "force_generic_plan"  # through its pools
-    assert await plan_mode_after(updated_since="2020-01-01T00:00:00Z") != "force_generic_plan"
-    assert await plan_mode_after(q="brambila") == "force_generic_plan"
-    pool_id = await session.scalar(select(DossierRouting.pool_id).limit(1))
-    assert await plan_mode_after(AFOL, pool_id=str(pool_id)) == "force_generic_plan"
-    await session.execute(text("RESET plan_cache_mode"))
-    assert await plan_mode_after(AFOL, pool_id=str(pool_id), state="in_pool") == "force_generic_plan"
-    await session.execute(text("RESET plan_cache_mode"))
+    pool_id = str(await session.scalar(select(DossierRouting.pool_id).limit(1)))
+    comune_id = str(await session.scalar(select(Comune.id).where(Comune.istat_code == MELZO_ISTAT)))
     first = await world.client.get("/api/v1/dossiers", params={"limit": 2}, headers=await world.headers(AFOL))
-    await session.execute(text("RESET plan_cache_mode"))
-    assert await plan_mode_after(AFOL, limit=2, cursor=first.json()["next_cursor"]) != "force_generic_plan"
+    deeper = {"limit": 2, "cursor": first.json()["next_cursor"]}
+    expected = [
+        ("custom", AS_MELZO, {"need_area": "lavoro"}),  # from that need area's dossiers
+        ("custom", AFOL, {"need_area": "lavoro"}),  # through its pools
+        ("custom", AS_MELZO, {"overdue": "true"}),
+        ("custom", AS_MELZO, {"state": "in_pool"}),  # from that state's dossiers
+        ("custom", AFOL, {"state": "in_pool"}),  # through its pools
+        ("generic", AS_MELZO, {"q": "brambila"}),
+        ("generic", AS_MELZO, {"assigned_to_me": "true"}),
+        ("generic", AFOL, {"pool_id": pool_id}),
+        ("generic", AFOL, {"pool_id": pool_id, "state": "in_pool"}),
+        ("generic", AS_MELZO, {"comune_id": comune_id, **deeper}),
+        ("generic walk", AS_MELZO, {}),
+        ("generic walk", AFOL, deeper),
+        ("generic walk", AS_MELZO, {"updated_since": "2020-01-01T00:00:00Z"}),
+    ]
+    assert [(await mode_after(who, **params), who, params) for _, who, params in expected] == expected
 
 
 async def test_a_pool_filter_walks_the_pool_s_routings_without_parallel_workers(

@@ -30,7 +30,12 @@ from tests.bench.seed import AMBITO_CODE
 from tests.db import asyncpg_dsn
 
 INZAGO = "as.inzago@demo.snodo.it"
-MODES = ("force_custom_plan", "force_generic_plan")
+# label -> the settings of that mode (SET LOCAL in the case's transaction)
+MODES = {
+    "custom": {"plan_cache_mode": "force_custom_plan"},
+    "generic": {"plan_cache_mode": "force_generic_plan"},
+    "generic, no bitmap scans": {"plan_cache_mode": "force_generic_plan", "enable_bitmapscan": "off"},
+}
 
 
 def cases() -> list[tuple[str, str, dict[str, Any]]]:
@@ -122,22 +127,23 @@ async def compare(url: str) -> None:
 
     async def all_but_the_plan_mode(connection: AsyncConnection, settings: dict[str, str]) -> None:
         """The plan mode is the case's own (`settings`); the service's other settings hold."""
-        rest = {name: value for name, value in settings.items() if name != "plan_cache_mode"}
+        rest = {
+            name: value for name, value in settings.items() if name not in MODES["generic, no bitmap scans"]
+        }
         if rest:
             await service_sets(connection, rest)
 
     dossiers.set_local = all_but_the_plan_mode  # type: ignore[assignment]
-    for mode in MODES:
+    for mode, settings in MODES.items():
         run = []
         for name, login, filters in [*cases(), *await _id_cases(url)]:
             limit = filters.pop("limit", 50)
             label = f"{name} - {login.split('@')[0]}"
             call = plans.worklist(limit, **filters)
-            run.append(plans.PlanCase(label, login, call, settings={"plan_cache_mode": mode}))
-        short = mode.removeprefix("force_").removesuffix("_plan")
+            run.append(plans.PlanCase(label, login, call, settings=settings))
         for plan in await plans.collect(url, run):
             print(
-                f"{short:8s} {plan.name.removesuffix(' [generic plan]'):42s}"
+                f"{mode:24s} {plan.name.removesuffix(' [generic plan]'):42s}"
                 f" execution {plan.execution_ms} ms, planning {plan.planning_ms} ms,"
                 f" best of 3 {plan.best_of_3_ms} ms, {plan.rows} rows {plan.error or ''}"
             )
