@@ -59,6 +59,8 @@ class Plan:
     error: str | None = None
     parameters: Any = None  # as sent to the driver (for the raw baseline), not in the report
     generic: bool = False  # the service asked for a generic plan (plan_cache_mode) before it
+    # The planner settings the service left in force for it (plan_cache_mode, enable_bitmapscan).
+    settings: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if k != "parameters"}
@@ -212,14 +214,23 @@ async def collect(
                         continue
                     # The plan mode the service left for the rest of its transaction (a SET LOCAL,
                     # sent through the driver, before the page's SELECT): the one its SELECT ran with.
-                    mode = await connection.scalar(text("SELECT current_setting('plan_cache_mode')"))
-                    generic = mode == "force_generic_plan"
+                    left = (
+                        await connection.execute(
+                            select(
+                                func.current_setting("plan_cache_mode"),
+                                func.current_setting("enable_bitmapscan"),
+                            )
+                        )
+                    ).one()
+                    settings = {"plan_cache_mode": left[0], "enable_bitmapscan": left[1]}
+                    generic = settings["plan_cache_mode"] == "force_generic_plan"
                     # Usually one SELECT (the page); should the service send more, each is explained.
                     for k, (statement, parameters) in enumerate(capture.statements):
                         if k:
                             plan = Plan(f"{case.name} (statement {k + 1})")
                             plans.append(plan)
                         plan.sql, plan.parameters, plan.generic = statement, parameters, generic
+                        plan.settings = settings
                         if explain:
                             await _analyse(connection, plan, statement, parameters, generic=generic)
                 except Exception as exc:  # a case that fails is reported, the others still run

@@ -4,9 +4,9 @@
 
 No framework, no ORM, no authentication, no access log, no second query: a raw ASGI callable
 served by the same uvicorn as the service (one process, the same event loop and HTTP parser), an
-asyncpg pool of 20 connections per plan cache mode the statements were run with, each opened as
-the service's run (role `snodo_app`, the ambito in `snodo.ambito_id`, so row-level security is in
-every plan, and that `plan_cache_mode`), and per
+asyncpg pool of 20 connections per set of planner settings the statements were run with, each
+opened as the service's run (role `snodo_app`, the ambito in `snodo.ambito_id`, so row-level
+security is in every plan, and those `plan_cache_mode` and `enable_bitmapscan`), and per
 route ONE SQL statement through the bare driver: `GET /raw/<key>` runs statement <key> and returns
 its rows as a JSON list.
 
@@ -30,8 +30,9 @@ from typing import Any
 import asyncpg
 import uvicorn
 
-# key → (sql, parameters, ambito id, plan_cache_mode the service ran it with)
-Statements = dict[str, tuple[str, tuple[Any, ...], str, str]]
+# key → (sql, parameters, ambito id, the planner settings the service ran it with)
+Settings = tuple[tuple[str, str], ...]
+Statements = dict[str, tuple[str, tuple[Any, ...], str, Settings]]
 POOL_SIZE = 20
 
 
@@ -43,10 +44,10 @@ class RawApp:
         if len(ambiti) != 1:
             raise ValueError(f"the statements span {len(ambiti)} ambiti; one pool serves one")
         self.ambito = ambiti.pop()
-        # One pool per plan cache mode the service ran the statements with (a startup parameter
-        # of the pool's connections, no SET per request).
-        self.modes = {mode for _, _, _, mode in statements.values()}
-        self.pools: dict[str, asyncpg.Pool] = {}
+        # One pool per set of planner settings the service ran the statements with (startup
+        # parameters of the pool's connections, no SET per request).
+        self.modes = {settings for _, _, _, settings in statements.values()}
+        self.pools: dict[Settings, asyncpg.Pool] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -64,7 +65,7 @@ class RawApp:
                                 "role": "snodo_app",
                                 "snodo.ambito_id": self.ambito,
                                 # as the service ran these statements (app/core/db.py, dossiers.py)
-                                "plan_cache_mode": mode,
+                                **dict(mode),
                             },
                         )
                     await send({"type": "lifespan.startup.complete"})

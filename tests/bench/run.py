@@ -426,15 +426,15 @@ def _raw_routes(
         r["email"]: str(r["ambito_id"])
         for r in asyncio.run(_fetch(dsn, "SELECT email, ambito_id FROM app_user"))
     }
-    statements: dict[str, tuple[str, tuple[Any, ...], str, str]] = {}
+    statements: dict[str, tuple[str, tuple[Any, ...], str, tuple[tuple[str, str], ...]]] = {}
     for name, route in list(routes.items()):
         plan = captured.get(name)  # the first SELECT of the case: the page itself
         if plan is None or plan.error or not plan.sql:
             print(f"raw baseline: nothing captured for {name}: {plan and plan.error}", file=sys.stderr)
             del routes[name]
             continue
-        mode = "force_generic_plan" if plan.generic else "force_custom_plan"  # as the service ran it
-        statements[route.key] = (plan.sql, tuple(plan.parameters or ()), ambiti[route.login], mode)
+        settings = tuple(sorted(plan.settings.items()))  # as the service ran it
+        statements[route.key] = (plan.sql, tuple(plan.parameters or ()), ambiti[route.login], settings)
     (workdir / RAW_STATEMENTS).write_bytes(pickle.dumps(statements))
     return routes
 
