@@ -402,9 +402,9 @@ def _plan_mode(principal: Principal, filters: WorklistFilter) -> PlanMode:
     """How the page is planned (see `_GENERIC_PLAN_NOTE`), by the shape `_page` gives it, in
     `_page`'s order: for its values ("custom"), once per connection ("generic"), or once and
     without bitmap scans ("generic walk"). Measured with one ambito in the database and with three
-    (`tests/bench/plan_modes.py`, docs/performance.md): with three, PostgreSQL counts each ambito
-    condition as a third of the rows on every table of a join, and in every mode some shape went
-    from milliseconds to seconds; each shape runs in the mode that held in both.
+    (`tests/bench/plan_modes.py`, docs/performance.md): with three, PostgreSQL takes the ambito's
+    share of the rows once per ambito condition on every table of a join, and in every mode some
+    shape went from milliseconds to seconds; each shape runs in the mode that held in both.
 
     - A search or a case manager's dossiers: generic (candidates found by name or manager).
     - `overdue`, a social worker's one state or need area: custom (candidates newest first,
