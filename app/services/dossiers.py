@@ -395,12 +395,34 @@ WORKLIST_COLUMNS = (
 )
 
 
+Start = Literal["search", "case manager", "overdue", "state", "need area", "bases"]
+
+
+def _start(principal: Principal, filters: WorklistFilter) -> Start:
+    """Where `_page` starts the page: a candidate set newest first, or the access bases. Both
+    `_page` and `_plan_mode` ask it, so that the plan mode follows the page's shape."""
+    if filters.q:
+        return "search"
+    if filters.assigned_to_me or filters.case_manager_id is not None:
+        return "case manager"
+    if filters.overdue:
+        return "overdue"
+    # A social worker sees a good part of the ambito (a comune's residents): a candidate set of
+    # the ambito's dossiers soon yields a page of hers.
+    social_worker = sees_residents(principal)
+    if len(filters.states) == 1 and social_worker:
+        return "state"
+    if filters.need_area is not None and social_worker:
+        return "need area"
+    return "bases"
+
+
 PlanMode = Literal["custom", "generic", "generic walk"]
 
 
 def _plan_mode(principal: Principal, filters: WorklistFilter) -> PlanMode:
-    """How the page is planned (see `_GENERIC_PLAN_NOTE`), by the shape `_page` gives it, in
-    `_page`'s order: for its values ("custom"), once per connection ("generic"), or once and
+    """How the page is planned (see `_GENERIC_PLAN_NOTE`), by the shape `_page` gives it
+    (`_start`): for its values ("custom"), once per connection ("generic"), or once and
     without bitmap scans ("generic walk"). Measured with one ambito in the database and with three
     (`tests/bench/plan_modes.py`, docs/performance.md): with three, PostgreSQL takes the ambito's
     share of the rows once per ambito condition on every table of a join, and in every mode some
@@ -419,10 +441,10 @@ def _plan_mode(principal: Principal, filters: WorklistFilter) -> PlanMode:
       collected every routing of the caller's pools in one to sort them (a page after 10,000
       dossiers 0.6-3.9 s, `updated_since` 1.3-1.9 s); without, 1.2-5.1 ms, as with one ambito,
       and no planning per request (custom: 2 ms of it)."""
-    social_worker = sees_residents(principal)
-    if filters.q or filters.assigned_to_me or filters.case_manager_id is not None:
+    start = _start(principal, filters)
+    if start in ("search", "case manager"):
         return "generic"
-    if filters.overdue or (social_worker and (len(filters.states) == 1 or filters.need_area is not None)):
+    if start != "bases":
         return "custom"
     if filters.pool_id is not None or filters.comune_id is not None:
         return "generic"
@@ -491,33 +513,31 @@ def _page(principal: Principal, filters: WorklistFilter, limit: int, paged: bool
         return statement.where(false())
     conditions = _filter_conditions(principal, filters, now)
     n = limit + 1
-    if filters.q:
+    start = _start(principal, filters)
+    if start == "search" and filters.q:
         # A search names at most NAME_CANDIDATES dossiers (or one codice fiscale's). Through the
         # branches below, each pool's branch went over every candidate again (150 ms for a common
         # surname at 1M dossiers); with `visible` on every candidate before the sort, 40 ms.
         return _newest_visible(statement, _named(principal, filters.q, paged), principal, now, conditions, n)
     manager = principal.id if filters.assigned_to_me else filters.case_manager_id
-    if manager is not None:
+    if start == "case manager" and manager is not None:
         # One case manager's dossiers (hundreds): walked newest first through
         # ix_dossier_case_manager. Through the bases, each basis ran to its end to find them
         # (as.melzo at 1M: 35 ms).
         return _newest_visible(statement, _managed_by(manager, paged), principal, now, conditions, n)
-    # A social worker sees a good part of the ambito (a comune's residents): a candidate set of
-    # the ambito's dossiers soon yields a page of hers.
-    social_worker = sees_residents(principal)  # as `_plan_mode` asks: the two must agree
-    if filters.overdue:
+    if start == "overdue":
         # Answers overdue (6 % of the dossiers at 1M): through the bases, each ran until 51 of
         # those it walked had one (as.melzo at 1M: 41 ms, afol 20). From the tasks awaiting an
         # answer instead: 1.3 and 1.9 ms, a cooperative's 6.7 -> 5.0.
         overdue = _overdue_dossiers(principal.ambito_id, paged)
         return _newest_visible(statement, overdue, principal, now, conditions, n)
-    if len(filters.states) == 1 and social_worker:
+    if start == "state":
         # One state: through the bases, a state rare along one (closed dossiers are rarely still
         # routed) ran it to its end: as.inzago, chiuso, at 1M: 88 ms.
         in_state = _in_state(principal.ambito_id, filters.states[0], paged)
         return _newest_visible(statement, in_state, principal, now, conditions, n)
     area = filters.need_area
-    if area is not None and social_worker:
+    if start == "need area" and area is not None:
         # A need area for a social worker: start from that need area's dossiers. A special
         # category (violence, judicial…): few of the dossiers she sees may show it (a consent
         # must carry its label), so every basis below ran to its end to find them (250 ms at 1M).
