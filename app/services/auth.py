@@ -119,11 +119,8 @@ async def _refuse_if_throttled(
     window = timedelta(seconds=settings.login_window_s)
     since = now - window
     account = AuthEvent.login == login_key
-    last_success = await session.scalar(
-        select(func.max(AuthEvent.occurred_at)).where(
-            account, AuthEvent.kind == AuthEventKind.login_succeeded
-        )
-    )
+    successes = account & (AuthEvent.kind == AuthEventKind.login_succeeded)
+    last_success = await session.scalar(select(func.max(AuthEvent.occurred_at)).where(successes))
     account_failures = account & (
         AuthEvent.occurred_at > (max(since, last_success) if last_success else since)
     )
@@ -133,7 +130,7 @@ async def _refuse_if_throttled(
         limits.append(
             ("account_from_address", account_failures & from_here, settings.login_max_failures_per_account)
         )
-        if not await _known_address(session, settings, login_key, client.address, now):
+        if not await _known_address(session, settings, successes & from_here, now):
             limits.append(
                 ("account", account_failures, settings.login_max_failures_per_account_all_addresses)
             )
@@ -160,20 +157,15 @@ async def _refuse_if_throttled(
 
 
 async def _known_address(
-    session: AsyncSession, settings: Settings, login_key: str, address: str, now: datetime
+    session: AsyncSession, settings: Settings, successes_here: ColumnElement[bool], now: datetime
 ) -> bool:
-    """Whether the account logged in from this address within `login_known_address_days`."""
+    """Whether the account logged in from this address (`successes_here`) within
+    `login_known_address_days`."""
     if settings.login_known_address_days == 0:
         return False
+    since = now - timedelta(days=settings.login_known_address_days)
     found = await session.scalar(
-        select(AuthEvent.id)
-        .where(
-            AuthEvent.login == login_key,
-            AuthEvent.kind == AuthEventKind.login_succeeded,
-            AuthEvent.client_address == address,
-            AuthEvent.occurred_at > now - timedelta(days=settings.login_known_address_days),
-        )
-        .limit(1)
+        select(AuthEvent.id).where(successes_here, AuthEvent.occurred_at > since).limit(1)
     )
     return found is not None
 
