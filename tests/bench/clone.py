@@ -26,10 +26,10 @@ from pathlib import Path
 import asyncpg
 
 from tests.bench.run import on_data_dir
-from tests.bench.seed import AMBITO_CODE, _drop_secondary_indexes
+from tests.bench.seed import AMBITO_CODE, BULK_TABLES, _drop_secondary_indexes
 from tests.db import asyncpg_dsn
 
-# In the order of their foreign keys; the last six hold the persons' data (sampled).
+# In the order of their foreign keys; the seed's bulk tables, last, hold the persons' data (sampled).
 TABLES = (
     "ambito",
     "comune",
@@ -40,12 +40,7 @@ TABLES = (
     "pool_member",
     "routing_rule",
     "household",
-    "person",
-    "dossier",
-    "consent",
-    "dossier_routing",
-    "routing_task",
-    "dossier_participant",
+    *BULK_TABLES,
 )
 
 REMAP = """

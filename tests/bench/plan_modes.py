@@ -4,7 +4,7 @@
     python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench/pgdata-1000000
     python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench-multi/pgdata-1000000  # tests.bench.clone
 
-The service chooses the plan mode of each worklist page in `dossiers._generic_plan`
+The service chooses the plan mode of each worklist page in `dossiers._plan_mode`
 (app/services/dossiers.py). Plans depend on the statistics, so a change to the statement, or to
 the data's shape, is checked again here at both sizes that tests.bench.run seeded (`--keep`) and
 on a database holding several ambiti (tests.bench.clone): each case runs through the service call
@@ -63,8 +63,9 @@ def cases() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 async def _id_cases(url: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """The `pool_id` and `comune_id` filters, for a pool member and for a social worker (the ids
-    as the benchmark finds them: the seed makes new ones each time)."""
+    """The cases that need the data's ids: a page deep in the cursor chain, the `pool_id` and
+    `comune_id` filters (alone and with others), for a pool member and for a social worker (the
+    ids as the benchmark finds them: the seed makes new ones each time)."""
     dsn = asyncpg_dsn(url)
     week_ago = datetime.now(UTC) - timedelta(days=7)
     ids = await _ids(dsn)

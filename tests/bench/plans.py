@@ -58,7 +58,6 @@ class Plan:
     scans: list[str] = field(default_factory=list)
     error: str | None = None
     parameters: Any = None  # as sent to the driver (for the raw baseline), not in the report
-    generic: bool = False  # the service asked for a generic plan (plan_cache_mode) before it
     # The planner settings the service left in force for it (plan_cache_mode, enable_bitmapscan).
     settings: dict[str, str] = field(default_factory=dict)
 
@@ -229,8 +228,7 @@ async def collect(
                         if k:
                             plan = Plan(f"{case.name} (statement {k + 1})")
                             plans.append(plan)
-                        plan.sql, plan.parameters, plan.generic = statement, parameters, generic
-                        plan.settings = settings
+                        plan.sql, plan.parameters, plan.settings = statement, parameters, settings
                         if explain:
                             await _analyse(connection, plan, statement, parameters, generic=generic)
                 except Exception as exc:  # a case that fails is reported, the others still run

@@ -46,7 +46,7 @@ class RawApp:
         self.ambito = ambiti.pop()
         # One pool per set of planner settings the service ran the statements with (startup
         # parameters of the pool's connections, no SET per request).
-        self.modes = {settings for _, _, _, settings in statements.values()}
+        self.settings = {settings for _, _, _, settings in statements.values()}
         self.pools: dict[Settings, asyncpg.Pool] = {}
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -56,16 +56,16 @@ class RawApp:
                 if message["type"] == "lifespan.startup":
                     # Startup parameters, not SET: the pool's reset on release (RESET ALL) returns
                     # to them, where it would undo a SET ROLE.
-                    for mode in self.modes:
-                        self.pools[mode] = await asyncpg.create_pool(
+                    for settings in self.settings:
+                        self.pools[settings] = await asyncpg.create_pool(
                             self.dsn,
-                            min_size=POOL_SIZE // len(self.modes),
+                            min_size=POOL_SIZE // len(self.settings),
                             max_size=POOL_SIZE,
                             server_settings={
                                 "role": "snodo_app",
                                 "snodo.ambito_id": self.ambito,
                                 # as the service ran these statements (app/core/db.py, dossiers.py)
-                                **dict(mode),
+                                **dict(settings),
                             },
                         )
                     await send({"type": "lifespan.startup.complete"})
@@ -81,8 +81,8 @@ class RawApp:
         if found is None or not self.pools:
             await _respond(send, 404, b'{"detail": "no such statement"}')
             return
-        sql, parameters, _, mode = found
-        async with self.pools[mode].acquire() as connection:
+        sql, parameters, _, settings = found
+        async with self.pools[settings].acquire() as connection:
             rows = await connection.fetch(sql, *parameters)
         await _respond(send, 200, json.dumps([dict(row) for row in rows], default=str).encode())
 

@@ -51,6 +51,7 @@ from app.core import migrations
 from app.core.embedded import EmbeddedPostgres
 from tests.bench import plans, seed
 from tests.bench.names import SEARCH_TERMS
+from tests.bench.raw import Statements
 from tests.db import asyncpg_dsn
 
 REPO = Path(__file__).resolve().parents[2]
@@ -426,7 +427,7 @@ def _raw_routes(
         r["email"]: str(r["ambito_id"])
         for r in asyncio.run(_fetch(dsn, "SELECT email, ambito_id FROM app_user"))
     }
-    statements: dict[str, tuple[str, tuple[Any, ...], str, tuple[tuple[str, str], ...]]] = {}
+    statements: Statements = {}
     for name, route in list(routes.items()):
         plan = captured.get(name)  # the first SELECT of the case: the page itself
         if plan is None or plan.error or not plan.sql:

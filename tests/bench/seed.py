@@ -701,14 +701,7 @@ async def seed(dsn: str, persons: int, *, random_seed: float = 0.42, keep_indexe
         with timings.step("vacuum analyze"):
             await connection.execute("VACUUM (ANALYZE)")
         timings.steps["total"] = round(time.perf_counter() - started, 2)
-        for table in (
-            "person",
-            "dossier",
-            "consent",
-            "dossier_routing",
-            "routing_task",
-            "dossier_participant",
-        ):
+        for table in BULK_TABLES:
             timings.rows[table] = await _count(connection, table)
     finally:
         await connection.close()
