@@ -21,14 +21,19 @@ the overdue lookup, the ORM, validation and serialization.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import pickle
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import uvicorn
+
+from app.core import serving
 
 # key → (sql, parameters, ambito id, the planner settings the service ran it with)
 Settings = tuple[tuple[str, str], ...]
@@ -100,13 +105,40 @@ async def _respond(send: Any, status: int, body: bytes) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 3:
-        print("usage: python -m tests.bench.raw STATEMENTS.pickle DSN PORT", file=sys.stderr)
+    if len(args) not in (3, 4):
+        print("usage: python -m tests.bench.raw STATEMENTS.pickle DSN PORT [PROCESSES]", file=sys.stderr)
         return 2
     # Our own file, written by run.py a moment earlier: asyncpg wants the parameters' Python types.
     statements: Statements = pickle.loads(Path(args[0]).read_bytes())  # noqa: S301
     app = RawApp(statements, args[1])
-    uvicorn.run(app, host="127.0.0.1", port=int(args[2]), log_level="warning", access_log=False)
+    processes = int(args[3]) if len(args) == 4 else 1
+    if processes == 1:
+        uvicorn.run(app, host="127.0.0.1", port=int(args[2]), log_level="warning", access_log=False)
+        return 0
+    # As `snodo serve --workers N` does (app/core/serving.py): one socket per process in one
+    # SO_REUSEPORT group, so the kernel spreads the 20 connections over the processes.
+    sockets = serving.listening_sockets("127.0.0.1", int(args[2]), processes)
+    children = []
+    for sock in sockets:
+        pid = os.fork()
+        if pid == 0:
+            config = uvicorn.Config(app, log_level="warning", access_log=False)
+            uvicorn.Server(config).run(sockets=[sock])
+            os._exit(0)
+        children.append(pid)
+    stopping = False
+
+    def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        os.waitpid(child, 0)
     return 0
 
 

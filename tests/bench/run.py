@@ -289,13 +289,21 @@ def serve(
 
 @contextmanager
 def serve_raw(
-    workdir: Path, dsn: str, port: int, *, enabled: bool
+    workdir: Path, dsn: str, port: int, *, enabled: bool, processes: int = 1
 ) -> Iterator[subprocess.Popen[bytes] | None]:
     """The bare baseline (tests/bench/raw.py) on `port`, serving workdir/raw-statements.pickle."""
     if not enabled:
         yield None
         return
-    command = [sys.executable, "-m", "tests.bench.raw", str(workdir / RAW_STATEMENTS), dsn, str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "tests.bench.raw",
+        str(workdir / RAW_STATEMENTS),
+        dsn,
+        str(port),
+        str(processes),
+    ]
     # It answers 404 for a statement it does not have: that is how it says it is up.
     with _running(command, workdir / "raw.log", f"http://127.0.0.1:{port}/raw/-", 404) as process:
         yield process
@@ -653,7 +661,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"cores · {meta['machine']['memory_gb']} GB · PostgreSQL {meta['postgres']['version'].split()[1]} · "
         f"database {meta['postgres']['database_size']} · {meta['users']} virtual users, {pacing}, "
         f"{meta['warmup_s']} s warm-up + {meta['duration_s']} s · other load before the run: "
-        f"{meta['busy_cores_before_load']} cores busy · server env {meta['server_env'] or 'defaults'}",
+        f"{meta['busy_cores_before_load']} cores busy · server env {meta['server_env'] or 'defaults'}"
+        f" · server args {' '.join(meta['serve_args']) or 'none'}"
+        f" · raw baseline processes {meta.get('raw_processes', 1)}",
         "",
         "| scenario / request | n | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | late | ×/me p95"
         " | raw req/s | raw p95 ms | ×raw p95 | ×first page | target met"
@@ -866,6 +876,12 @@ def main(argv: list[str] | None = None) -> int:
         "--scenarios", default="", help="comma-separated names or prefixes; 'all'; default: the default ones"
     )
     parser.add_argument("--no-plans", action="store_true", help="skip EXPLAIN")
+    parser.add_argument(
+        "--raw-processes",
+        type=int,
+        default=1,
+        help="server processes of the raw baseline (as `snodo serve --workers`; default 1)",
+    )
     parser.add_argument("--no-raw", action="store_true", help="skip the raw baseline (tests/bench/raw.py)")
     parser.add_argument("--no-fsync", action="store_true", help="fsync=off, synchronous_commit=off")
     parser.add_argument("--seed-only", action="store_true", help="prepare the database and stop")
@@ -985,7 +1001,9 @@ def main(argv: list[str] | None = None) -> int:
                 prepared.append((scenario, specs, preflights))
             raw_routes = _raw_routes(url, dsn, prepared, workdir) if not args.no_raw else {}
             raw_port = _free_port()
-            with serve_raw(workdir, dsn, raw_port, enabled=bool(raw_routes)) as raw_server:
+            with serve_raw(
+                workdir, dsn, raw_port, enabled=bool(raw_routes), processes=args.raw_processes
+            ) as raw_server:
                 raw_meter = CpuMeter(raw_server.pid, pg.pid or 0) if raw_server else None
                 if raw_server is not None:
                     _check_raw_answers(base_url, raw_port, raw_routes)
@@ -1075,6 +1093,7 @@ def main(argv: list[str] | None = None) -> int:
                 "target": {"p95_ms": TARGET_P95_MS, "ratio_to_baseline": TARGET_RATIO},
                 "server_env": server_env,
                 "serve_args": args.serve_arg,
+                "raw_processes": args.raw_processes,
                 "busy_cores_before_load": idle_busy,
             },
             "seed": seeding,
