@@ -358,7 +358,12 @@ async def end_participant(
     "/{dossier_id}/access-log",
     responses={**_SECTION, 200: {"content": {"text/csv": {}}}},
     summary="Who read or changed the dossier (case manager and DPO)",
-    description="`format=csv` gives the same rows as a file to hand to the citizen (GDPR art. 15).",
+    description=(
+        "Oldest first: the reads and changes of this dossier, and the worklist pages, searches and "
+        "pool meetings that showed it among others (`action` `list`, `search`, or `read` of a "
+        "`meeting`; which other dossiers they showed is not given here). "
+        "`format=csv` gives the same rows as a file to hand to the citizen (GDPR art. 15)."
+    ),
 )
 async def get_access_log(
     principal: PrincipalDep,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, SmallInteger, String
+from sqlalchemy import BigInteger, DateTime, Index, LargeBinary, SmallInteger, String, Uuid, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.enums import AuditAction, Section
@@ -28,6 +29,9 @@ class AuditEvent(IdMixin, Base):
     resource_type: Mapped[str] = mapped_column(String(40))
     resource_id: Mapped[uuid.UUID | None]
     dossier_id: Mapped[uuid.UUID | None]
+    # A list or a search: the dossiers it showed, in order ([] when it showed none); NULL for a row
+    # about one dossier (`dossier_id`). A dossier's access log includes the lists that showed it.
+    dossier_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(Uuid()))
     section: Mapped[Section | None] = mapped_column(str_enum(Section, "section"))
     purpose: Mapped[str] = mapped_column(String(40))
     request_id: Mapped[str | None] = mapped_column(String(128))
@@ -37,6 +41,12 @@ class AuditEvent(IdMixin, Base):
     __table_args__ = (
         Index("uq_audit_event_chain", "ambito_id", "chain", "seq", unique=True),
         Index("ix_audit_event_dossier", "dossier_id", "occurred_at"),
+        Index(
+            "ix_audit_event_dossier_ids",
+            "dossier_ids",
+            postgresql_using="gin",
+            postgresql_where=text("dossier_ids IS NOT NULL"),
+        ),
         Index("ix_audit_event_actor", "actor_id", "occurred_at"),
     )
 

@@ -14,11 +14,12 @@ rolled back takes the rows noted inside it with it, as an insert would have been
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, select, text
+from sqlalchemy import event, insert, or_, select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -26,6 +27,7 @@ from app.core.context import request_id_var
 from app.core.enums import AuditAction, Section
 from app.core.principal import Principal
 from app.models import AuditEvent
+from app.models.base import new_id
 
 ZERO_HASH = bytes(32)
 PURPOSE_CASEWORK = "presa_in_carico"
@@ -42,11 +44,12 @@ def _values(
     now: datetime,
     resource_id: uuid.UUID | None,
     dossier_id: uuid.UUID | None,
+    dossier_ids: Sequence[uuid.UUID] | None,
     section: Section | None,
     purpose: str,
 ) -> dict[str, Any]:
     return {
-        "id": uuid.uuid4(),
+        "id": new_id(),  # time-ordered: the access log is read oldest first (occurred_at, id)
         "ambito_id": principal.ambito_id,
         "occurred_at": now,
         "actor_kind": principal.kind,
@@ -56,6 +59,7 @@ def _values(
         "resource_type": resource_type,
         "resource_id": resource_id,
         "dossier_id": dossier_id,
+        "dossier_ids": None if dossier_ids is None else list(dossier_ids),
         "section": section,
         "purpose": purpose,
         "request_id": request_id_var.get(),
@@ -71,10 +75,12 @@ async def record(
     now: datetime,
     resource_id: uuid.UUID | None = None,
     dossier_id: uuid.UUID | None = None,
+    dossier_ids: Sequence[uuid.UUID] | None = None,
     section: Section | None = None,
     purpose: str = PURPOSE_CASEWORK,
 ) -> None:
-    """Note the access-log row; it is inserted just before the transaction commits."""
+    """Note the access-log row; it is inserted just before the transaction commits. A list or a
+    search names in `dossier_ids` the dossiers it showed (an empty sequence when none)."""
     values = _values(
         principal,
         action=action,
@@ -82,6 +88,7 @@ async def record(
         now=now,
         resource_id=resource_id,
         dossier_id=dossier_id,
+        dossier_ids=dossier_ids,
         section=section,
         purpose=purpose,
     )
@@ -185,8 +192,19 @@ async def verify(session: AsyncSession) -> VerifyResult:
 async def dossier_log(
     session: AsyncSession, dossier_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
 ) -> list[AuditEvent]:
-    statement = select(AuditEvent).where(AuditEvent.dossier_id == dossier_id)
+    """The rows about the dossier and the lists and searches that showed it, oldest first.
+
+    In time order, not by `seq`: each of the ambito's 16 chains numbers its own rows, so rows of
+    concurrent requests share numbers (paging by `seq` skipped some)."""
+    statement = select(AuditEvent).where(
+        or_(AuditEvent.dossier_id == dossier_id, AuditEvent.dossier_ids.contains([dossier_id]))
+    )
     if after is not None:
-        after_seq = select(AuditEvent.seq).where(AuditEvent.id == after).scalar_subquery()
-        statement = statement.where(AuditEvent.seq > after_seq)
-    return list((await session.scalars(statement.order_by(AuditEvent.seq).limit(limit))).all())
+        previous = (
+            await session.execute(select(AuditEvent.occurred_at, AuditEvent.id).where(AuditEvent.id == after))
+        ).one_or_none()
+        if previous is None:
+            return []  # not a cursor this log gave
+        statement = statement.where(tuple_(AuditEvent.occurred_at, AuditEvent.id) > tuple_(*previous))
+    statement = statement.order_by(AuditEvent.occurred_at, AuditEvent.id).limit(limit)
+    return list((await session.scalars(statement)).all())

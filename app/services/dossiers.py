@@ -750,15 +750,16 @@ async def list_visible(
     columns = tuple(result.keys())
     # Plain dicts: a Row's attribute access costs more than the rest of building the page.
     rows = [dict(zip(columns, row, strict=True)) for row in result.all()]
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
     await audit.record(
         session,
         principal,
         action=AuditAction.search if filters.q else AuditAction.list,
         resource_type="dossier",
+        dossier_ids=[row["id"] for row in rows],  # each dossier's access log shows this page
         now=now,
     )
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
     return DossierPage(rows=rows, next_after=rows[-1]["id"] if more else None)
 
 

@@ -154,6 +154,7 @@ async def get(
             action=AuditAction.read,
             resource_type="meeting",
             resource_id=meeting.id,
+            dossier_ids=[item.dossier_id for item in items],  # their minutes were shown
             now=now,
         )
     return MeetingView(meeting=meeting, items=items, show_minutes=not coordinator)

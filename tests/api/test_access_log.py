@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import httpx
 import pytest
@@ -10,9 +11,22 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.enums import AuditAction
 from app.models import AuditEvent
 from app.services import audit
-from tests.intake import AS_INZAGO, AS_MELZO, DPO, SOLLEVA, Case, involve, open_case
+from tests.intake import (
+    AS_INZAGO,
+    AS_MELZO,
+    DPO,
+    NICCOLO,
+    SOLLEVA,
+    Case,
+    dossier_of,
+    involve,
+    open_case,
+    referral,
+    submit,
+)
 from tests.support import Demo
 
 
@@ -148,3 +162,71 @@ class TestAccessLogRoute:
             f"/api/v1/dossiers/{case.dossier_id}/access-log", headers=await demo.headers(SOLLEVA)
         )
         assert response.status_code == 403
+
+
+class TestListsInTheAccessLog:
+    """A worklist page or a search shows names and states of many dossiers: each of them must find
+    it in its own access log (who saw me in a list, who looked me up), and no other dossier."""
+
+    async def test_each_dossier_shown_finds_the_page_and_the_search_in_its_log(
+        self, demo: Demo, case: Case, session: AsyncSession
+    ) -> None:
+        assert (await submit(demo, AS_MELZO, referral(NICCOLO))).status_code == 201
+        niccolo = (await dossier_of(session, family_name="Cantù")).id
+        headers = await demo.headers(AS_MELZO)
+
+        page = await demo.client.get("/api/v1/dossiers", headers=headers)
+        shown = [uuid.UUID(item["id"]) for item in page.json()["items"]]
+        assert set(shown) == {case.dossier_id, niccolo}
+        found = await demo.client.get("/api/v1/dossiers", params={"q": "Rosi"}, headers=headers)
+        assert [item["id"] for item in found.json()["items"]] == [str(case.dossier_id)]
+        nobody = await demo.client.get("/api/v1/dossiers", params={"q": "Zanzottera"}, headers=headers)
+        assert nobody.json()["items"] == []
+
+        logged = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.dossier_ids)
+                .where(AuditEvent.resource_type == "dossier", AuditEvent.dossier_id.is_(None))
+                .order_by(AuditEvent.seq)
+            )
+        ).all()
+        assert [tuple(row) for row in logged] == [
+            (AuditAction.list, shown),  # in the order shown
+            (AuditAction.search, [case.dossier_id]),
+            (AuditAction.search, []),  # a search that found nobody still says so
+        ]
+
+        async def actions(dossier_id: uuid.UUID, who: str) -> list[tuple[str, str]]:
+            response = await demo.client.get(
+                f"/api/v1/dossiers/{dossier_id}/access-log", headers=await demo.fresh_headers(who)
+            )
+            assert response.status_code == 200, response.text
+            return [(e["action"], e["resource_type"]) for e in response.json()["items"]]
+
+        assert [a for a in await actions(case.dossier_id, AS_MELZO) if a[1] == "dossier"][-2:] == [
+            ("list", "dossier"),
+            ("search", "dossier"),
+        ]
+        niccolo_log = await actions(niccolo, DPO)
+        assert ("list", "dossier") in niccolo_log
+        assert ("search", "dossier") not in niccolo_log  # nobody looked Niccolò up
+
+    async def test_the_rows_naming_dossiers_are_chained_and_verify(
+        self, demo: Demo, case: Case, session: AsyncSession
+    ) -> None:
+        headers = await demo.headers(AS_MELZO)
+        assert (await demo.client.get("/api/v1/dossiers", headers=headers)).status_code == 200
+        row = await session.scalar(select(AuditEvent).where(AuditEvent.action == AuditAction.list))
+        assert row is not None
+        assert row.dossier_ids == [case.dossier_id]
+        recomputed = await session.scalar(
+            text("SELECT sha256(prev_hash || snodo_audit_canonical(e)) FROM audit_event e WHERE id = :id"),
+            {"id": row.id},
+        )
+        assert recomputed == row.hash
+        canonical = await session.scalar(
+            text("SELECT convert_from(snodo_audit_canonical(e), 'UTF8') FROM audit_event e WHERE id = :id"),
+            {"id": row.id},
+        )
+        assert canonical.endswith(f"|{case.dossier_id}")  # the dossiers shown are part of what is hashed
+        assert (await audit.verify(session)).ok

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.clock import FrozenClock
-from app.models import OutboxEvent, RoutingTask
+from app.models import AuditEvent, OutboxEvent, RoutingTask
 from tests.intake import (
     AFOL,
     ARCHE,
@@ -338,6 +338,16 @@ class TestMeetings:
             },
         )
         assert recorded.status_code == 200, recorded.text
+        read = await demo.client.get(
+            f"/api/v1/meetings/{meeting.json()['id']}", headers=await demo.fresh_headers(AFOL)
+        )
+        assert read.status_code == 200
+        shown = await session.scalar(
+            select(AuditEvent.dossier_ids)
+            .where(AuditEvent.resource_type == "meeting")
+            .order_by(AuditEvent.seq.desc())
+        )
+        assert shown == [dossier_id]  # the dossiers whose minutes the member saw: in their access logs
         timeline = await demo.client.get(
             f"/api/v1/dossiers/{dossier_id}/timeline", headers=await demo.fresh_headers(AS_MELZO)
         )

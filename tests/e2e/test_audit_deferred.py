@@ -168,3 +168,63 @@ async def test_a_rolled_back_transaction_writes_no_row(database: Database) -> No
     with pytest.raises(RuntimeError):
         await read_and_fail(database, reader(ambito_id))
     assert await count(database, ambito_id) == 0
+
+
+async def test_a_dossiers_access_log_pages_through_every_chain_once_oldest_first(database: Database) -> None:
+    """Concurrent requests write to different chains, each numbering its own rows: the dossier's log
+    (the citizen's copy) must still list each row once, in time order, page after page."""
+    ambito_id, shown = uuid.uuid4(), uuid.uuid4()
+    principal = reader(ambito_id)
+    holding, may_finish = asyncio.Event(), asyncio.Event()
+
+    async def access(
+        minute: int, dossier_id: uuid.UUID | None = None, dossier_ids: list[uuid.UUID] | None = None
+    ) -> None:
+        async with session_scope(database) as session:
+            await set_tenant(session, ambito_id)
+            await audit.record(
+                session,
+                principal,
+                action=AuditAction.read,
+                resource_type="dossier",
+                now=NOW.replace(minute=minute),
+                dossier_id=dossier_id,
+                dossier_ids=dossier_ids,
+            )
+
+    async def holds_chain_zero() -> None:
+        async with session_scope(database) as session:
+            await set_tenant(session, ambito_id)
+            values = {"id": uuid.uuid4(), "ambito_id": ambito_id, "occurred_at": NOW.replace(minute=1)}
+            values |= {
+                "actor_kind": "user",
+                "actor_id": principal.id,
+                "organization_id": principal.organization_id,
+            }
+            values |= {"action": AuditAction.read, "resource_type": "dossier", "dossier_id": shown}
+            values |= {"purpose": "presa_in_carico"}
+            await session.execute(insert(AuditEvent).values(**values))
+            holding.set()
+            await may_finish.wait()
+
+    await access(0, dossier_id=shown)  # chain 0, row 1
+    first = asyncio.create_task(holds_chain_zero())  # chain 0, row 2
+    await holding.wait()
+    await access(2, dossier_id=shown)  # chain 1, row 1
+    await access(3, dossier_ids=[uuid.uuid4(), shown])  # chain 1, row 2: a list that showed it
+    await access(4, dossier_id=uuid.uuid4())  # another dossier's
+    may_finish.set()
+    await first
+    await access(5, dossier_id=shown)  # chain 0, row 3
+
+    seen: list[tuple[int, int, int]] = []
+    after = None
+    async with session_scope(database) as session:
+        await set_tenant(session, ambito_id)
+        while True:
+            page = await audit.dossier_log(session, shown, after=after, limit=2)
+            seen += [(row.occurred_at.minute, row.chain, row.seq) for row in page]
+            if len(page) < 2:
+                break
+            after = page[-1].id
+    assert seen == [(0, 0, 1), (1, 0, 2), (2, 1, 1), (3, 1, 2), (5, 0, 3)]
