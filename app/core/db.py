@@ -74,13 +74,19 @@ class Database:
 
 
 def assume_role(engine: AsyncEngine, role: str) -> None:
-    """Every new connection of the pool switches to the restricted application role."""
+    """Every connection of the engine runs as the restricted application role, from its start.
 
-    @event.listens_for(engine.sync_engine, "connect")
-    def _set_role(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f'SET ROLE "{role}"')  # role name validated by Settings
-        cursor.close()
+    The role is a startup parameter of the session, its default: `RESET ROLE` (or `RESET ALL`)
+    returns to it, and no transaction can undo it. It used to be a `SET ROLE` in the pool's
+    "connect" event, which the driver ran inside the connection's first transaction: when that
+    transaction rolled back (the first request on the connection failed), the role went with it,
+    and every later request on that connection ran as the owner, outside row-level security
+    (tests/e2e/test_db_role.py)."""
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _with_role(_dialect: Any, _record: Any, _args: Any, parameters: dict[str, Any]) -> None:
+        # role name validated by Settings; a copy, not the engine's shared connect_args
+        parameters["server_settings"] = {**parameters.get("server_settings", {}), "role": role}
 
 
 ALL_AMBITI = "*"
