@@ -10,6 +10,11 @@ about one dossier, which keeps using `dossier_id`), indexed for the dossier's ac
 The canonical form of a row (what its hash covers) gains the list only when there is one, so the
 rows written before keep their hashes and every chain still verifies.
 
+The index is built in the migration's transaction (the migrations run in one, under one advisory
+lock), so inserts into the access log — every request that reads a dossier — wait while it reads
+the table once: 0.4 s for 84,000 rows (56 MB) on the benchmark's machine. On a large log, migrate
+in a quiet hour.
+
 Revision ID: 0020
 Revises: 0019
 Create Date: 2026-11-29 21:40:00
