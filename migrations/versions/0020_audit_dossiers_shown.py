@@ -5,15 +5,12 @@ several dossiers at once (names, birth dates, states, minutes), and each wrote o
 naming none of them: a dossier's own access log (for its case manager, the DPO and the citizen,
 GDPR art. 15) did not show who had seen the person in a list or found them by name. `dossier_ids`
 holds the dossiers such a row showed, in the order shown ([] for an empty answer, NULL for a row
-about one dossier, which keeps using `dossier_id`), indexed for the dossier's access log.
+about one dossier, which keeps using `dossier_id`).
 
 The canonical form of a row (what its hash covers) gains the list only when there is one, so the
 rows written before keep their hashes and every chain still verifies.
 
-The index is built in the migration's transaction (the migrations run in one, under one advisory
-lock), so inserts into the access log — every request that reads a dossier — wait while it reads
-the table once: 0.4 s for 84,000 rows (56 MB) on the benchmark's machine. On a large log, migrate
-in a quiet hour.
+Its index, for the dossier's access log, comes in 0021: built CONCURRENTLY.
 
 Revision ID: 0020
 Revises: 0019
@@ -62,14 +59,6 @@ def upgrade() -> None:
     op.execute(DROP_AUDIT_CANONICAL)
     op.add_column("audit_event", sa.Column("dossier_ids", postgresql.ARRAY(sa.Uuid()), nullable=True))
     op.execute(AUDIT_CANONICAL)
-    # A new column, NULL in every existing row: the build reads the table once and indexes nothing.
-    op.create_index(
-        "ix_audit_event_dossier_ids",
-        "audit_event",
-        ["dossier_ids"],
-        postgresql_using="gin",
-        postgresql_where=sa.text("dossier_ids IS NOT NULL"),
-    )
 
 
 def downgrade() -> None:
@@ -78,7 +67,6 @@ def downgrade() -> None:
         "DO $$ BEGIN IF EXISTS (SELECT FROM audit_event WHERE dossier_ids IS NOT NULL) THEN "
         "RAISE EXCEPTION 'audit rows name the dossiers of a list: cannot downgrade'; END IF; END $$"
     )
-    op.drop_index("ix_audit_event_dossier_ids", table_name="audit_event")
     op.execute(DROP_AUDIT_CANONICAL)
     op.drop_column("audit_event", "dossier_ids")
     op.execute(AUDIT_CANONICAL_0010)

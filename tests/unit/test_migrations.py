@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 
 import asyncpg
 
@@ -43,3 +45,42 @@ async def test_search_extensions_are_enabled(database_url: str) -> None:
         assert await connection.fetchval("SELECT unaccent('Niccolò Cantù')") == "Niccolo Cantu"
     finally:
         await connection.close()
+
+
+async def _migrate_in_a_process(url: str) -> tuple[int, bytes]:
+    """`snodo migrate` as a replica runs it at start: a process of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SNODO_", "DATABASE_URL"))}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "migrate",
+        env={**env, "DATABASE_URL": url},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+    return process.returncode or 0, output
+
+
+async def test_replicas_starting_together_migrate_once(server_url: str) -> None:
+    """Each migration commits on its own (so that one may build an index CONCURRENTLY), and the
+    lock that keeps two replicas from migrating at once is held across all of them."""
+    url = await create_database(server_url, prefix="snodo_migr")
+    try:
+        results = await asyncio.gather(_migrate_in_a_process(url), _migrate_in_a_process(url))
+        assert [code for code, _ in results] == [0, 0], results
+        connection = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            versions = {
+                r["version_num"] for r in await connection.fetch("SELECT version_num FROM alembic_version")
+            }
+            assert versions == set(migrations.head_revisions())
+            valid = await connection.fetchval(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = 'ix_audit_event_dossier_ids'::regclass"
+            )
+            assert valid is True  # built CONCURRENTLY (0021), and complete
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(server_url, url)
