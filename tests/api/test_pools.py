@@ -280,6 +280,12 @@ class TestDeadlines:
         late = {item["task"]["organization_id"] for item in queue["overdue"]}
         assert late == {str(demo.org("Comune di Melzo")), str(demo.org("Cooperativa Sociale Solleva"))}
         assert all(item["days_overdue"] >= 1 for item in queue["overdue"])
+        looked = await session.scalar(
+            select(AuditEvent.dossier_ids)
+            .where(AuditEvent.resource_type == "routing_queue")
+            .order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+        )
+        assert looked == [dossier_id]  # the queue's look is in the dossier's access log
         worklist = await demo.client.get(
             "/api/v1/dossiers", params={"overdue": True}, headers=await demo.fresh_headers(AS_MELZO)
         )
