@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, insert, or_, select, text, tuple_
+from sqlalchemy import Uuid, column, event, func, insert, select, text, tuple_, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -190,15 +190,25 @@ async def verify(session: AsyncSession) -> VerifyResult:
 
 
 async def dossier_log(
-    session: AsyncSession, dossier_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+    session: AsyncSession,
+    dossier_id: uuid.UUID,
+    ambito_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None,
+    limit: int,
 ) -> list[AuditEvent]:
     """The rows about the dossier and the lists and searches that showed it, oldest first.
 
     In time order, not by `seq`: each of the ambito's 16 chains numbers its own rows, so rows of
-    concurrent requests share numbers (paging by `seq` skipped some)."""
-    statement = select(AuditEvent).where(
-        or_(AuditEvent.dossier_id == dossier_id, AuditEvent.dossier_ids.contains([dossier_id]))
-    )
+    concurrent requests share numbers (paging by `seq` skipped some). The lists come from
+    `snodo_lists_showing` (migration 0022): under row-level security PostgreSQL may not use the
+    index of `dossier_ids` for `@>`, and read the whole access log instead."""
+    lists = func.snodo_lists_showing(dossier_id, ambito_id).table_valued(column("audit_event_id", Uuid()))
+    rows = union(  # a row is about the dossier or a list that showed it; union: once either way
+        select(AuditEvent.id.label("id")).where(AuditEvent.dossier_id == dossier_id),
+        select(lists.c.audit_event_id.label("id")),
+    ).subquery("rows")
+    statement = select(AuditEvent).join(rows, rows.c.id == AuditEvent.id)
     if after is not None:
         previous = (
             await session.execute(select(AuditEvent.occurred_at, AuditEvent.id).where(AuditEvent.id == after))

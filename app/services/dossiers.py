@@ -947,7 +947,9 @@ async def access_log(
         access = await load_dossier(session, principal, dossier_id, now=now)
         if "case_manager" not in access.bases:
             raise Forbidden("The access log is for the case manager and the DPO.")
-    rows = await audit.dossier_log(session, dossier_id, after=page.after, limit=page.limit + 1)
+    rows = await audit.dossier_log(
+        session, dossier_id, principal.ambito_id, after=page.after, limit=page.limit + 1
+    )
     await audit.record(
         session,
         principal,

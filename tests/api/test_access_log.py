@@ -230,3 +230,26 @@ class TestListsInTheAccessLog:
         )
         assert canonical.endswith(f"|{case.dossier_id}")  # the dossiers shown are part of what is hashed
         assert (await audit.verify(session)).ok
+
+    async def test_the_lookup_of_lists_answers_for_the_requests_own_ambito_only(
+        self, demo: Demo, case: Case, session: AsyncSession
+    ) -> None:
+        """`snodo_lists_showing` reads past row-level security (to use its index): it must not
+        answer for an ambito other than the request's."""
+        assert (
+            await demo.client.get("/api/v1/dossiers", headers=await demo.headers(AS_MELZO))
+        ).status_code == 200
+        ambito = demo.ambito_id
+        other = uuid.uuid4()
+        lookup = text("SELECT count(*) FROM snodo_lists_showing(:dossier, :ambito)")
+
+        async def found(tenant: uuid.UUID, asked: uuid.UUID) -> int:
+            async with session.begin_nested():
+                await session.execute(
+                    text("SELECT set_config('snodo.ambito_id', :t, true)"), {"t": str(tenant)}
+                )
+                return await session.scalar(lookup, {"dossier": case.dossier_id, "ambito": asked}) or 0
+
+        assert await found(ambito, ambito) == 1
+        assert await found(other, ambito) == 0  # another ambito's request asking for this one
+        assert await found(ambito, other) == 0

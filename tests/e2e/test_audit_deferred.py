@@ -222,7 +222,7 @@ async def test_a_dossiers_access_log_pages_through_every_chain_once_oldest_first
     async with session_scope(database) as session:
         await set_tenant(session, ambito_id)
         while True:
-            page = await audit.dossier_log(session, shown, after=after, limit=2)
+            page = await audit.dossier_log(session, shown, ambito_id, after=after, limit=2)
             seen += [(row.occurred_at.minute, row.chain, row.seq) for row in page]
             if len(page) < 2:
                 break
