@@ -359,9 +359,10 @@ async def end_participant(
     responses={**_SECTION, 200: {"content": {"text/csv": {}}}},
     summary="Who read or changed the dossier (case manager and DPO)",
     description=(
-        "Oldest first: the reads and changes of this dossier, and the worklist pages, searches and "
-        "pool meetings that showed it among others (`action` `list`, `search`, or `read` of a "
-        "`meeting`; which other dossiers they showed is not given here). "
+        "Oldest first: the reads and changes of this dossier, and the worklist pages, searches, "
+        "pool meetings and routing queues that showed it among others (`action` `list`, `search`, "
+        "or `read` of a `meeting`; which other dossiers they showed is not given here; `lists=false` "
+        "leaves them out). "
         "`format=csv` gives the same rows as a file to hand to the citizen (GDPR art. 15)."
     ),
 )
@@ -372,8 +373,12 @@ async def get_access_log(
     page: PageDep,
     dossier_id: uuid.UUID,
     format: Annotated[Literal["json", "csv"], Query()] = "json",
+    lists: Annotated[
+        bool,
+        Query(description="`false`: leave out the lists, searches and meetings that showed it among others"),
+    ] = True,
 ) -> AccessLog:
-    rows, after = await dossiers.access_log(session, principal, dossier_id, page, now=now)
+    rows, after = await dossiers.access_log(session, principal, dossier_id, page, now=now, lists=lists)
     log = AccessLog(items=[AccessLogEntry.model_validate(r) for r in rows], next_cursor=_cursor(after))
     if format == "csv":
         return _csv(log)  # type: ignore[return-value]

@@ -196,19 +196,27 @@ async def dossier_log(
     *,
     after: uuid.UUID | None,
     limit: int,
+    lists: bool = True,
 ) -> list[AuditEvent]:
-    """The rows about the dossier and the lists and searches that showed it, oldest first.
+    """The rows about the dossier and (unless `lists` is false) the lists and searches that showed
+    it, oldest first.
 
     In time order, not by `seq`: each of the ambito's 16 chains numbers its own rows, so rows of
     concurrent requests share numbers (paging by `seq` skipped some). The lists come from
     `snodo_lists_showing` (migration 0022): under row-level security PostgreSQL may not use the
     index of `dossier_ids` for `@>`, and read the whole access log instead."""
-    lists = func.snodo_lists_showing(dossier_id, ambito_id).table_valued(column("audit_event_id", Uuid()))
-    rows = union(  # a row is about the dossier or a list that showed it; union: once either way
-        select(AuditEvent.id.label("id")).where(AuditEvent.dossier_id == dossier_id),
-        select(lists.c.audit_event_id.label("id")),
-    ).subquery("rows")
-    statement = select(AuditEvent).join(rows, rows.c.id == AuditEvent.id)
+    statement = select(AuditEvent)
+    if lists:
+        showing = func.snodo_lists_showing(dossier_id, ambito_id).table_valued(
+            column("audit_event_id", Uuid())
+        )
+        rows = union(  # a row is about the dossier or a list that showed it; union: once either way
+            select(AuditEvent.id.label("id")).where(AuditEvent.dossier_id == dossier_id),
+            select(showing.c.audit_event_id.label("id")),
+        ).subquery("rows")
+        statement = statement.join(rows, rows.c.id == AuditEvent.id)
+    else:
+        statement = statement.where(AuditEvent.dossier_id == dossier_id)
     if after is not None:
         previous = (
             await session.execute(select(AuditEvent.occurred_at, AuditEvent.id).where(AuditEvent.id == after))

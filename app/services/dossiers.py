@@ -934,7 +934,13 @@ def labels_for(need_areas: Sequence[str]) -> set[ConfidentialityLabel]:
 
 
 async def access_log(
-    session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, page: PageRequest, *, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    dossier_id: uuid.UUID,
+    page: PageRequest,
+    *,
+    now: datetime,
+    lists: bool = True,
 ) -> tuple[Sequence[AuditEvent], uuid.UUID | None]:
     """Who read or changed this dossier: for its case manager and the DPO (GDPR art. 15 export too)."""
     if principal.kind == "user" and Role.dpo in principal.roles:
@@ -948,7 +954,7 @@ async def access_log(
         if "case_manager" not in access.bases:
             raise Forbidden("The access log is for the case manager and the DPO.")
     rows = await audit.dossier_log(
-        session, dossier_id, principal.ambito_id, after=page.after, limit=page.limit + 1
+        session, dossier_id, principal.ambito_id, after=page.after, limit=page.limit + 1, lists=lists
     )
     await audit.record(
         session,

@@ -211,6 +211,18 @@ class TestListsInTheAccessLog:
         assert ("list", "dossier") in niccolo_log
         assert ("search", "dossier") not in niccolo_log  # nobody looked Niccolò up
 
+        reads_only = await demo.client.get(
+            f"/api/v1/dossiers/{niccolo}/access-log",
+            params={"lists": "false"},
+            headers=await demo.fresh_headers(DPO),
+        )
+        assert reads_only.status_code == 200
+        kept = [(e["action"], e["resource_type"]) for e in reads_only.json()["items"]]
+        assert kept
+        assert ("list", "dossier") not in kept
+        # the same rows less the list, and the DPO's first look at this log
+        assert kept == [a for a in niccolo_log if a != ("list", "dossier")] + [("read", "access_log")]
+
     async def test_the_rows_naming_dossiers_are_chained_and_verify(
         self, demo: Demo, case: Case, session: AsyncSession
     ) -> None:
