@@ -375,7 +375,11 @@ async def get_access_log(
     format: Annotated[Literal["json", "csv"], Query()] = "json",
     lists: Annotated[
         bool,
-        Query(description="`false`: leave out the lists, searches and meetings that showed it among others"),
+        Query(
+            description=(
+                "`false`: leave out the lists, searches, meetings and queues that showed it among others"
+            )
+        ),
     ] = True,
 ) -> AccessLog:
     rows, after = await dossiers.access_log(session, principal, dossier_id, page, now=now, lists=lists)

@@ -648,7 +648,7 @@ async def search(
         principal,
         action=AuditAction.search,
         resource_type="pre_assessment",
-        dossier_ids=list(dict.fromkeys(answer.dossier_id for answer, _, _ in rows)),
+        dossier_ids=[answer.dossier_id for answer, _, _ in rows],
         section=Section.assessment,
         now=now,
     )

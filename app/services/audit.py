@@ -59,7 +59,7 @@ def _values(
         "resource_type": resource_type,
         "resource_id": resource_id,
         "dossier_id": dossier_id,
-        "dossier_ids": None if dossier_ids is None else list(dossier_ids),
+        "dossier_ids": None if dossier_ids is None else list(dict.fromkeys(dossier_ids)),  # each once
         "section": section,
         "purpose": purpose,
         "request_id": request_id_var.get(),
@@ -80,7 +80,8 @@ async def record(
     purpose: str = PURPOSE_CASEWORK,
 ) -> None:
     """Note the access-log row; it is inserted just before the transaction commits. A list or a
-    search names in `dossier_ids` the dossiers it showed (an empty sequence when none)."""
+    search names in `dossier_ids` the dossiers it showed, in order, each once (an empty sequence
+    when none)."""
     values = _values(
         principal,
         action=action,
@@ -205,18 +206,16 @@ async def dossier_log(
     concurrent requests share numbers (paging by `seq` skipped some). The lists come from
     `snodo_lists_showing` (migration 0022): under row-level security PostgreSQL may not use the
     index of `dossier_ids` for `@>`, and read the whole access log instead."""
-    statement = select(AuditEvent)
+    about = select(AuditEvent.id.label("id")).where(AuditEvent.dossier_id == dossier_id)
     if lists:
         showing = func.snodo_lists_showing(dossier_id, ambito_id).table_valued(
             column("audit_event_id", Uuid())
         )
-        rows = union(  # a row is about the dossier or a list that showed it; union: once either way
-            select(AuditEvent.id.label("id")).where(AuditEvent.dossier_id == dossier_id),
-            select(showing.c.audit_event_id.label("id")),
-        ).subquery("rows")
-        statement = statement.join(rows, rows.c.id == AuditEvent.id)
+        # a row is about the dossier or a list that showed it; union: once either way
+        found = union(about, select(showing.c.audit_event_id.label("id"))).subquery("rows")
     else:
-        statement = statement.where(AuditEvent.dossier_id == dossier_id)
+        found = about.subquery("rows")
+    statement = select(AuditEvent).join(found, found.c.id == AuditEvent.id)
     if after is not None:
         previous = (
             await session.execute(select(AuditEvent.occurred_at, AuditEvent.id).where(AuditEvent.id == after))

@@ -778,13 +778,12 @@ async def coordinator_queue(session: AsyncSession, principal: Principal, *, now:
             .limit(500)
         )
     ).all()
-    shown = [d.id for d in unrouted] + [t.dossier_id for t in overdue]
     await audit.record(
         session,
         principal,
         action=AuditAction.list,
         resource_type="routing_queue",
-        dossier_ids=list(dict.fromkeys(shown)),  # each dossier's access log shows the coordinator's look
+        dossier_ids=[d.id for d in unrouted] + [t.dossier_id for t in overdue],  # in each one's access log
         now=now,
     )
     return Queue(unrouted=unrouted, overdue=overdue)

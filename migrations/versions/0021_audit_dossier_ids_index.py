@@ -21,16 +21,18 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+INDEX = "ix_audit_event_dossier_ids"
+
+
+def _drop_concurrently() -> None:
+    op.drop_index(INDEX, table_name="audit_event", postgresql_concurrently=True, if_exists=True)
+
+
 def upgrade() -> None:
     with op.get_context().autocommit_block():
-        op.drop_index(
-            "ix_audit_event_dossier_ids",
-            table_name="audit_event",
-            postgresql_concurrently=True,
-            if_exists=True,
-        )
+        _drop_concurrently()  # an invalid leftover of a failed build
         op.create_index(
-            "ix_audit_event_dossier_ids",
+            INDEX,
             "audit_event",
             ["dossier_ids"],
             postgresql_using="gin",
@@ -41,9 +43,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.get_context().autocommit_block():
-        op.drop_index(
-            "ix_audit_event_dossier_ids",
-            table_name="audit_event",
-            postgresql_concurrently=True,
-            if_exists=True,
-        )
+        _drop_concurrently()

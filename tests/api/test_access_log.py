@@ -220,6 +220,13 @@ class TestListsInTheAccessLog:
         kept = [(e["action"], e["resource_type"]) for e in reads_only.json()["items"]]
         assert kept
         assert ("list", "dossier") not in kept
+        refused = await demo.client.get(
+            f"/api/v1/dossiers/{niccolo}/access-log",
+            params={"lists": "perhaps"},
+            headers=await demo.headers(DPO),
+        )
+        assert refused.status_code == 422
+        assert [e["field"] for e in refused.json()["errors"]] == ["query.lists"]
         # the same rows less the list, and the DPO's first look at this log
         assert kept == [a for a in niccolo_log if a != ("list", "dossier")] + [("read", "access_log")]
 

@@ -31,11 +31,11 @@ async def database(server_url: str, settings: Settings) -> AsyncIterator[Databas
 
 async def roles(database: Database) -> tuple[str, bool]:
     async with session_scope(database) as session:
-        row = (await session.execute(text("SELECT current_user, pg_backend_pid()"))).one()
+        user = await session.scalar(text("SELECT current_user"))
         bypass = await session.scalar(
             text("SELECT rolbypassrls OR rolsuper FROM pg_roles WHERE rolname = current_user")
         )
-        return row[0], bool(bypass)
+        return str(user), bool(bypass)
 
 
 async def fail_in_a_transaction(database: Database) -> None:
