@@ -26,7 +26,7 @@ from app.core.logging import configure_logging
 from app.core.passwords import MIN_PASSWORD_LENGTH
 from app.core.security import Security
 from app.core.settings import Environment, Settings, get_settings
-from app.services.bootstrap import BootstrapError
+from app.services.platform.bootstrap import BootstrapError
 
 logger = logging.getLogger("snodo.cli")
 
@@ -102,7 +102,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Deliver webhooks (as many of these as you like, beside `snodo serve --no-worker`)."""
     from app.core.db import Database
     from app.core.security import Security
-    from app.services.delivery import WebhookWorker
+    from app.services.integrations.delivery import WebhookWorker
 
     async def run(url: str) -> None:
         database = Database.from_url(url, settings)
@@ -159,7 +159,7 @@ def _run_in_transaction(settings: Settings, work: Callable[[AsyncSession], Await
 
 def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
     from app.core.passwords import Passwords
-    from app.services.demo import seed_demo
+    from app.services.platform.demo import seed_demo
 
     if settings.environment == Environment.production:
         print("seed-demo refuses to run in production", file=sys.stderr)
@@ -177,7 +177,7 @@ def cmd_seed_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_create_ambito(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.bootstrap import create_ambito
+    from app.services.platform.bootstrap import create_ambito
 
     ambito_id = _run_in_transaction(
         settings, lambda session: create_ambito(session=session, code=args.code, name=args.name)
@@ -187,7 +187,7 @@ def cmd_create_ambito(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_create_organization(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.bootstrap import create_organization
+    from app.services.platform.bootstrap import create_organization
 
     organization_id = _run_in_transaction(
         settings,
@@ -201,7 +201,7 @@ def cmd_create_organization(args: argparse.Namespace, settings: Settings) -> int
 
 def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
     from app.core.passwords import Passwords
-    from app.services.bootstrap import create_user
+    from app.services.platform.bootstrap import create_user
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -232,7 +232,7 @@ def cmd_create_user(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace, settings: Settings) -> int:
-    from app.services.audit import verify
+    from app.services.access.audit import verify
 
     result = _run_in_transaction(settings, lambda session: verify(session))
     report = {

@@ -14,7 +14,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
 from app import __doc__ as app_doc
-from app.api import assessments, auth, directory, dossiers, health, integrations, pools, referrals
+from app.api import assessment, dossiers, intake, integrations, platform, pools
+from app.api.identity import auth, directory
 from app.core.clock import Clock
 from app.core.db import Database
 from app.core.errors import install_error_handlers
@@ -27,22 +28,22 @@ from app.core.middleware import (
 from app.core.problems import PROBLEM_MEDIA_TYPE
 from app.core.security import Security
 from app.core.settings import Environment, Settings, get_settings
-from app.services.delivery import WebhookWorker
+from app.services.integrations.delivery import WebhookWorker
 
 # Every router of the app, in one list: tests walk it to check that each route is protected.
 ROUTERS: tuple[APIRouter, ...] = (
-    health.router,
+    platform.router,
     auth.router,
     directory.organizations,
     directory.users,
     directory.api_tokens,
-    referrals.router,
+    intake.router,
     dossiers.router,
     dossiers.emergency,
     pools.pools_router,
     pools.routing_router,
     pools.meetings_router,
-    assessments.router,
+    assessment.router,
     integrations.router,
     integrations.integrations,
 )

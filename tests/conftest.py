@@ -123,7 +123,7 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def demo(session: AsyncSession, app: FastAPI, client: httpx.AsyncClient) -> Demo:
-    """Ambito 5 Melzo with its organizations and one demo user per role (see app/services/demo.py),
+    """Ambito 5 Melzo with its organizations and one demo user per role (see app/services/platform/demo.py),
     without pools: referrals then reach only their comune's social workers."""
     return await load_demo(session, app, client)
 

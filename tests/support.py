@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.models import Organization, User
-from app.services.demo import seed_demo
+from app.services.platform.demo import seed_demo
 
 DEMO_PASSWORD = "demo-password-2026"
 

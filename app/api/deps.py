@@ -16,8 +16,8 @@ from app.core.pagination import DEFAULT_LIMIT, MAX_LIMIT, PageRequest, decode_cu
 from app.core.principal import Principal
 from app.core.problems import PreconditionFailed, PreconditionRequired
 from app.core.security import Security
-from app.services.auth import authenticate
-from app.services.auth_events import ClientInfo
+from app.services.identity.auth import authenticate
+from app.services.identity.auth_events import ClientInfo
 
 
 def get_database(request: Request) -> Database:

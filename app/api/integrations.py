@@ -12,7 +12,7 @@ from app.api.deps import NowDep, PageDep, PrincipalDep, SecurityDep, SessionDep
 from app.core.enums import DeliveryStatus, EventType, SubscriptionStatus
 from app.core.pagination import encode_cursor
 from app.core.problems import PROBLEM_MEDIA_TYPE
-from app.schemas.webhooks import (
+from app.schemas.integrations import (
     DeliveryList,
     DeliveryRead,
     EventTypeInfo,
@@ -25,8 +25,8 @@ from app.schemas.webhooks import (
     SubscriptionRead,
     SubscriptionWithSecret,
 )
-from app.services import inbound, webhooks
-from app.services.catalogue import EVENT_CATALOGUE
+from app.services.events.catalogue import EVENT_CATALOGUE
+from app.services.integrations import inbound, webhooks
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 integrations = APIRouter(prefix="/api/v1/integrations", tags=["integrations"])

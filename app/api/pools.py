@@ -37,7 +37,8 @@ from app.schemas.pools import (
     RoutingTransfer,
     TaskDecline,
 )
-from app.services import meetings, pools, routing
+from app.services.pools import configuration as pools
+from app.services.pools import meetings, routing
 
 pools_router = APIRouter(prefix="/api/v1/pools", tags=["pools"])
 routing_router = APIRouter(prefix="/api/v1", tags=["routing"])

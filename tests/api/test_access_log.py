@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.enums import AuditAction
 from app.models import AuditEvent
-from app.services import audit
+from app.services.access import audit
 from tests.intake import (
     AS_INZAGO,
     AS_MELZO,

@@ -296,7 +296,7 @@ class TestDeadlines:
     def test_working_days_skip_weekends_and_holidays(self) -> None:
         from datetime import UTC, datetime
 
-        from app.services.calendar import add_working_days
+        from app.core.calendar import add_working_days
 
         thursday_before_easter = datetime(2026, 4, 2, 9, 0, tzinfo=UTC)
         # Fri 3, (Sat, Sun, Easter Monday 6), Tue 7, Wed 8, Thu 9, Fri 10

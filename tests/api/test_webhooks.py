@@ -17,8 +17,8 @@ from app.core.clock import FrozenClock
 from app.core.db import Database
 from app.core.settings import Settings
 from app.models import Dossier, DossierEntry, InboundEvent, OutboxEvent, Referral, WebhookDelivery
-from app.services import dossiers
-from app.services.delivery import WebhookWorker
+from app.services.events import outbox
+from app.services.integrations.delivery import WebhookWorker
 from tests.intake import AFOL, AS_MELZO, COORDINATOR, MARIO, referral, submit
 from tests.support import Demo
 from tests.webhook_support import Receiver, signed_headers
@@ -43,7 +43,7 @@ def settings(settings: Settings) -> Settings:
 @pytest.fixture(autouse=True)
 def public_dns(monkeypatch: pytest.MonkeyPatch) -> None:
     """hooks.asst-melegnano-martesana.it resolves to a public address (no DNS in the sandbox)."""
-    from app.services import webhooks
+    from app.services.integrations import webhooks
 
     real = webhooks.resolve
 
@@ -183,7 +183,7 @@ class TestFanOut:
         seen = 0
         try:
             async with session.begin_nested():
-                await dossiers.emit(
+                await outbox.emit(
                     session, dossier, "dossier.state_changed", now=clock.now(), to_state="in_pool"
                 )
                 seen = await session.scalar(select(func.count()).select_from(WebhookDelivery)) or 0

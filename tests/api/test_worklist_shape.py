@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.clock import FrozenClock
 from app.core.enums import ConfidentialityLabel, TaskStatus
 from app.models import Comune, Dossier, DossierRouting, Person, RoutingTask
-from app.services.auth import authenticate
-from app.services.auth_events import ClientInfo
-from app.services.dossiers import _worklist_statement
-from app.services.policy import label_visible_condition, visible
+from app.services.access.policy import label_visible_condition, visible
+from app.services.dossiers.worklist import _worklist_statement
+from app.services.identity.auth import authenticate
+from app.services.identity.auth_events import ClientInfo
 from tests.intake import (
     AFOL,
     ARCHE,
@@ -282,7 +282,7 @@ async def test_a_reused_worklist_statement_is_asked_at_each_request_s_moment(
     world: Demo, clock: FrozenClock
 ) -> None:
     """The statement is built once per caller and filters and told the time on every request
-    (dossiers._worklist_statement): routings nobody answered are not overdue today, and are two
+    (worklist._worklist_statement): routings nobody answered are not overdue today, and are two
     weeks later, for the same caller asking the same question."""
 
     async def overdue() -> list[str]:
@@ -332,7 +332,7 @@ async def test_overdue_lists_exactly_the_visible_dossiers_whose_answer_is_late(
 async def test_each_worklist_shape_is_planned_in_its_own_mode(world: Demo, session: AsyncSession) -> None:
     """The worklist's statement is planned once per connection where that held with one ambito in
     the database and with three, and then without bitmap scans where it walks the access bases;
-    other pages are planned for their values (`dossiers._plan_mode`). The request's transaction
+    other pages are planned for their values (`worklist._plan_mode`). The request's transaction
     says so in its settings (the tests' requests share one: reset before each)."""
 
     async def mode_after(who: str = AS_MELZO, **params: Any) -> str:

@@ -5,7 +5,7 @@
     python -m tests.bench.plan_modes --pgdata /tmp/snodo-bench-multi/pgdata-1000000  # tests.bench.clone
 
 The service chooses the plan mode of each worklist page in `dossiers._plan_mode`
-(app/services/dossiers.py). Plans depend on the statistics, so a change to the statement, or to
+(app/services/dossiers/service.py). Plans depend on the statistics, so a change to the statement, or to
 the data's shape, is checked again here at both sizes that tests.bench.run seeded (`--keep`) and
 on a database holding several ambiti (tests.bench.clone): each case runs through the service call
 (as `GET /api/v1/dossiers` would, no HTTP), with each plan mode forced, and prints execution and
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.core.enums import DossierState, NeedArea
 from app.core.pagination import encode_cursor
-from app.services import dossiers
+from app.services.dossiers import worklist as dossiers
 from tests.bench import plans
 from tests.bench.run import AFOL, MELZO, SOLLEVA, _fetch, _ids, on_data_dir
 from tests.bench.seed import AMBITO_CODE

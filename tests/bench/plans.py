@@ -1,6 +1,6 @@
 """EXPLAIN (ANALYZE, BUFFERS) of the SQL the application really sends, as the application's role.
 
-The worklist statement is not rebuilt by hand: `app.services.dossiers.list_visible` is called with
+The worklist statement is not rebuilt by hand: `app.services.dossiers.service.list_visible` is called with
 a `Principal` built from the database exactly as authentication builds it, and the SELECT it
 sends is captured at the driver (`before_cursor_execute`) and explained with the same parameters.
 Whatever the service becomes (filters, another ORDER BY), the plan shown is the plan it runs.
@@ -34,9 +34,9 @@ from app.core.enums import Compartment, OrganizationKind, Role
 from app.core.pagination import PageRequest, decode_cursor
 from app.core.principal import Principal
 from app.models import Dossier, Organization, Person, User
-from app.services import dossiers
-from app.services.auth import _USER_COLUMNS, _user_principal  # what authentication uses
-from app.services.policy import COMPARTMENT_SECTION, section_rights, visible
+from app.services.access.policy import COMPARTMENT_SECTION, section_rights, visible
+from app.services.dossiers import worklist as dossiers
+from app.services.identity.auth import _USER_COLUMNS, _user_principal  # what authentication uses
 
 _SCAN = re.compile(
     r"(?P<kind>Seq Scan|Parallel Seq Scan|Index Only Scan|Index Scan|Bitmap Index Scan|Bitmap Heap Scan)"
@@ -302,7 +302,7 @@ def keyset_union(limit: int = 50, cursor: str | None = None) -> Callable[..., Aw
     a plain conjunction (so its EXISTS become index-probing semi/anti-joins) ordered by dossier id
     with its own LIMIT; their UNION is the candidate set (at most a few × limit rows), on which the
     real `visible(...)` is applied again as the safety net, then `ORDER BY id DESC LIMIT`. The SQL of
-    the branches mirrors app/services/policy.py at the time of writing (pool basis included)."""
+    the branches mirrors app/services/access/policy.py at the time of writing (pool basis included)."""
 
     async def run(session: AsyncSession, principal: Principal, now: datetime) -> Any:
         after = decode_cursor(cursor)

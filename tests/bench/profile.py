@@ -80,7 +80,8 @@ def _instrument() -> None:
 
     from app.api import deps
     from app.core import jwt
-    from app.services import audit, dossiers
+    from app.services.access import audit
+    from app.services.dossiers import worklist as dossiers
 
     _timed(fastapi_routing, "solve_dependencies", "  dependencies")
     _timed(fastapi_dependencies, "request_params_to_args", "    parameters and headers")

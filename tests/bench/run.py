@@ -10,7 +10,7 @@
 5. each scenario of SCENARIOS: `--users` virtual users for `--warmup` + `--duration` seconds,
    in a separate load-generator process (tests/bench/load.py), with the CPU used by the server,
    PostgreSQL and the generator, and the top statements of pg_stat_statements;
-6. EXPLAIN (ANALYZE, BUFFERS) of the worklist and the search as `app.services.dossiers.list_visible`
+6. EXPLAIN (ANALYZE, BUFFERS) of the worklist and the search as `app.services.dossiers.service.list_visible`
    sends them, and of the prototypes of the suggested shapes (PLAN_CASES, tests/bench/plans.py);
 7. a JSON and a Markdown report, on stdout and in `--workdir`.
 

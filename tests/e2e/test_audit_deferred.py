@@ -17,7 +17,7 @@ from app.core.enums import AuditAction, OrganizationKind, Role
 from app.core.principal import Principal
 from app.core.settings import Settings
 from app.models import AuditEvent
-from app.services import audit
+from app.services.access import audit
 from tests.db import create_database, drop_database
 
 pytestmark = pytest.mark.e2e

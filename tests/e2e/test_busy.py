@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from app.core.db import ALL_AMBITI, Database, session_scope, set_tenant
 from app.core.settings import Settings
 from app.main import create_app
-from app.services.demo import seed_demo
+from app.services.platform.demo import seed_demo
 from tests.db import asyncpg_dsn, create_database, drop_database
 from tests.intake import AS_MELZO, MELZO_ISTAT, referral
 from tests.support import DEMO_PASSWORD

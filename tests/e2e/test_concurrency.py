@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from app.core.db import ALL_AMBITI, Database, session_scope, set_tenant
 from app.core.settings import Settings
 from app.main import create_app
-from app.services.demo import seed_demo
+from app.services.platform.demo import seed_demo
 from tests.db import create_database, drop_database
 from tests.intake import AS_MELZO, MARIO, referral
 from tests.support import DEMO_PASSWORD

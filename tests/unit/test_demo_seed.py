@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.enums import OrganizationKind
 from app.models import Ambito, Comune, Organization
-from app.services.demo import seed_demo
+from app.services.platform.demo import seed_demo
 
 
 async def test_seed_demo_is_idempotent(session: AsyncSession) -> None:

@@ -26,7 +26,7 @@ from app.core.problems import InvalidGrant, NotAuthenticated, TooManyAttempts
 from app.core.security import Security
 from app.core.settings import OidcIssuer, Settings
 from app.models import ApiToken, AuthEvent, AuthSession, ExternalIdentity, Organization, RefreshToken, User
-from app.services.auth_events import ClientInfo, record
+from app.services.identity.auth_events import ClientInfo, record
 
 API_TOKEN_PREFIX = "snodo_"
 REFRESH_TOKEN_PREFIX = "snodo-rt_"

@@ -1,10 +1,9 @@
-"""Dossiers: read, list, assign, move through the states of DESIGN §3, and their timeline."""
+"""The worklist planner: the dossiers a principal may see, newest first, one keyset page at a time."""
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import lru_cache
@@ -32,39 +31,27 @@ from sqlalchemy.orm import InstrumentedAttribute, aliased
 from app.core.db import set_local
 from app.core.enums import (
     AuditAction,
-    Compartment,
-    ConfidentialityLabel,
     DossierState,
     NeedArea,
-    Role,
     TaskStatus,
-    Urgency,
 )
 from app.core.pagination import PageRequest
 from app.core.principal import Principal
-from app.core.problems import Conflict, Forbidden, PreconditionFailed, field_error
+from app.core.problems import field_error
 from app.models import (
-    AuditEvent,
     Dossier,
-    DossierEvent,
     DossierParticipant,
     DossierRouting,
-    OutboxEvent,
     Person,
     RoutingTask,
-    User,
 )
 from app.models.dossier import SPECIAL_NEED_PREDICATE
-from app.schemas.intake import DossierUpdate, TransitionCreate
-from app.services import audit, webhooks
-from app.services.policy import (
+from app.services.access import audit
+from app.services.access.policy import (
     NEED_AREA_LABEL,
-    DossierAccess,
-    DossierNotFound,
     Moment,
     Visibility,
     label_visible_condition,
-    load_dossier,
     member_pools,
     participating_conditions,
     routed_to_pool_conditions,
@@ -72,185 +59,6 @@ from app.services.policy import (
     visibility,
     visible,
 )
-
-S = DossierState
-SIDE_EXITS = frozenset({S.reindirizzato, S.ritirato, S.trasferito})
-TERMINAL = frozenset({S.chiuso}) | SIDE_EXITS
-OPEN = frozenset(S) - TERMINAL
-
-# DESIGN §3. Side exits are possible from every open state; a closed dossier reopens only with
-# a new referral, never through this graph.
-TRANSITIONS: dict[DossierState, frozenset[DossierState]] = {
-    S.segnalato: frozenset({S.in_valutazione}) | SIDE_EXITS,
-    S.in_valutazione: frozenset({S.in_pool}) | SIDE_EXITS,
-    S.in_pool: frozenset({S.progetto_attivo}) | SIDE_EXITS,
-    S.progetto_attivo: frozenset({S.in_pool, S.sospeso, S.valutazione_finale}) | SIDE_EXITS,
-    S.sospeso: frozenset({S.progetto_attivo}) | SIDE_EXITS,
-    S.valutazione_finale: frozenset({S.chiuso}) | SIDE_EXITS,
-    **{state: frozenset() for state in TERMINAL},
-}
-
-URGENCY_ORDER = [Urgency.ordinaria, Urgency.prioritaria, Urgency.urgente]
-
-
-class TransitionNotAllowed(Conflict):
-    slug = "transition-not-allowed"
-    title_en = "This change of state is not allowed"
-    title_it = "Passaggio di stato non consentito"
-
-
-class GuardFailed(Conflict):
-    slug = "transition-guard"
-    title_en = "The dossier is not ready for this state"
-    title_it = "La cartella non è pronta per questo stato"
-
-
-# ---------------------------------------------------------------------------------------------
-# Timeline and events
-
-
-async def add_event(
-    session: AsyncSession,
-    dossier: Dossier,
-    kind: str,
-    *,
-    principal: Principal | None,
-    now: datetime,
-    from_state: DossierState | None = None,
-    to_state: DossierState | None = None,
-    reason: str | None = None,
-    labels: Sequence[str] = (),
-    data: dict[str, Any] | None = None,
-) -> None:
-    session.add(
-        DossierEvent(
-            ambito_id=dossier.ambito_id,
-            dossier_id=dossier.id,
-            occurred_at=now,
-            kind=kind,
-            from_state=from_state,
-            to_state=to_state,
-            reason=reason,
-            labels=sorted(labels),
-            actor_kind=principal.kind if principal else None,
-            actor_id=principal.id if principal else None,
-            actor_organization_id=principal.organization_id if principal else None,
-            data=data or {},
-        )
-    )
-
-
-async def emit(
-    session: AsyncSession, dossier: Dossier, event_type: str, *, now: datetime, **payload: Any
-) -> None:
-    """Queue an integration event in this transaction: it exists if and only if the change commits.
-
-    Written under the dossier's row lock, so the events of one dossier are numbered (`seq`) in
-    the order their transactions commit; deliveries of one dossier follow that order."""
-    await session.execute(select(Dossier.id).where(Dossier.id == dossier.id).with_for_update())
-    body = {"dossier_id": str(dossier.id), "ambito_id": str(dossier.ambito_id), **payload}
-    event = OutboxEvent(
-        ambito_id=dossier.ambito_id,
-        event_type=event_type,
-        dossier_id=dossier.id,
-        payload=body,
-        created_at=now,
-    )
-    session.add(event)
-    await session.flush()
-    await webhooks.fan_out(session, event, dossier, now=now)
-
-
-# ---------------------------------------------------------------------------------------------
-# Opening a dossier from a referral
-
-
-@dataclass(frozen=True)
-class Opened:
-    dossier: Dossier
-    created: bool
-    reopened: bool
-
-
-async def open_for_referral(
-    session: AsyncSession,
-    *,
-    principal: Principal,
-    person: Person,
-    need_areas: Sequence[str],
-    urgency: Urgency,
-    compartment: Compartment,
-    now: datetime,
-) -> Opened:
-    """One dossier per person per ambito: reuse it (reopening a closed one) or create it."""
-    # The person's row lock serialises concurrent referrals about someone without a dossier yet.
-    await session.execute(select(Person.id).where(Person.id == person.id).with_for_update())
-    dossier = await session.scalar(
-        select(Dossier)
-        .where(Dossier.ambito_id == person.ambito_id, Dossier.person_id == person.id)
-        .with_for_update()
-    )
-    if dossier is None:
-        dossier = Dossier(
-            ambito_id=person.ambito_id,
-            person_id=person.id,
-            state=S.segnalato,
-            compartment=compartment,
-            need_areas=sorted(set(need_areas)),
-            urgency=urgency,
-            residence_comune_id=person.residence_comune_id,
-            opened_at=now,
-        )
-        session.add(dossier)
-        await session.flush()
-        return Opened(dossier=dossier, created=True, reopened=False)
-    previous = dossier.state
-    reopened = previous in TERMINAL
-    if reopened:
-        await add_event(
-            session,
-            dossier,
-            "reopened",
-            principal=principal,
-            now=now,
-            from_state=previous,
-            to_state=S.segnalato,
-        )
-        dossier.state = S.segnalato
-        dossier.opened_at = now
-        dossier.closed_at = None
-        dossier.outcome = None
-        dossier.follow_up_on = None
-        await emit(
-            session, dossier, "dossier.state_changed", now=now, from_state=previous, to_state=S.segnalato
-        )
-    dossier.need_areas = sorted(set(dossier.need_areas) | set(need_areas))
-    dossier.urgency = max(dossier.urgency, urgency, key=URGENCY_ORDER.index)
-    if dossier.compartment == Compartment.ordinary and compartment != Compartment.ordinary:
-        dossier.compartment = compartment
-    await session.flush()
-    return Opened(dossier=dossier, created=False, reopened=reopened)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-async def get(
-    session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
-) -> tuple[DossierAccess, Person]:
-    access = await load_dossier(session, principal, dossier_id, now=now)
-    person = await session.get_one(Person, access.dossier.person_id)
-    await audit.record(
-        session,
-        principal,
-        action=AuditAction.read,
-        resource_type="dossier",
-        resource_id=dossier_id,
-        dossier_id=dossier_id,
-        now=now,
-    )
-    return access, person
 
 
 @dataclass(frozen=True)
@@ -761,210 +569,3 @@ async def list_visible(
         now=now,
     )
     return DossierPage(rows=rows, next_after=rows[-1]["id"] if more else None)
-
-
-async def timeline(
-    session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, page: PageRequest, *, now: datetime
-) -> tuple[Sequence[DossierEvent], int, uuid.UUID | None]:
-    access = await load_dossier(session, principal, dossier_id, now=now)
-    condition = access.labels_subset_condition(DossierEvent.labels, DossierEvent.actor_organization_id)
-    base = select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, condition)
-    total = await session.scalar(select(func.count()).select_from(base.subquery())) or 0
-    if page.after is not None:
-        base = base.where(DossierEvent.id > page.after)
-    events = (await session.scalars(base.order_by(DossierEvent.id).limit(page.limit + 1))).all()
-    await audit.record(
-        session, principal, action=AuditAction.read, resource_type="timeline", dossier_id=dossier_id, now=now
-    )
-    more = len(events) > page.limit
-    events = events[: page.limit]
-    return events, total, events[-1].id if more else None
-
-
-# ---------------------------------------------------------------------------------------------
-# Changing
-
-
-def _require_case_management(access: DossierAccess) -> None:
-    if not access.is_institutional:
-        raise Forbidden(
-            "Only the case manager or the social workers of the residence comune manage the case."
-        )
-
-
-async def update(
-    session: AsyncSession,
-    principal: Principal,
-    dossier_id: uuid.UUID,
-    data: DossierUpdate,
-    *,
-    expected_version: int | None,
-    now: datetime,
-) -> tuple[DossierAccess, Person]:
-    access = await load_dossier(session, principal, dossier_id, now=now, for_update=True)
-    _require_case_management(access)
-    dossier = access.dossier
-    if expected_version is not None and dossier.version != expected_version:
-        raise PreconditionFailed(
-            f"You read version {expected_version}; the dossier is now at {dossier.version}."
-        )
-    changes = data.model_dump(exclude_unset=True)
-    if "case_manager_user_id" in changes and changes["case_manager_user_id"] != dossier.case_manager_user_id:
-        if data.case_manager_user_id is not None:
-            await _check_case_manager(session, dossier, data.case_manager_user_id)
-        await add_event(
-            session,
-            dossier,
-            "case_manager_assigned",
-            principal=principal,
-            now=now,
-            data={"from": _str(dossier.case_manager_user_id), "to": _str(data.case_manager_user_id)},
-        )
-        dossier.case_manager_user_id = data.case_manager_user_id
-    if data.urgency is not None and data.urgency != dossier.urgency:
-        await add_event(
-            session,
-            dossier,
-            "urgency_changed",
-            principal=principal,
-            now=now,
-            data={"from": dossier.urgency, "to": data.urgency},
-        )
-        dossier.urgency = data.urgency
-    await session.flush()
-    await audit.record(
-        session,
-        principal,
-        action=AuditAction.update,
-        resource_type="dossier",
-        resource_id=dossier.id,
-        dossier_id=dossier.id,
-        now=now,
-    )
-    return access, await session.get_one(Person, dossier.person_id)
-
-
-async def _has_ex_post(session: AsyncSession, dossier_id: uuid.UUID) -> bool:
-    from app.services.assessments import has_ex_post  # assessments builds on this module
-
-    return await has_ex_post(session, dossier_id)
-
-
-def _str(value: uuid.UUID | None) -> str | None:
-    return str(value) if value else None
-
-
-async def _check_case_manager(session: AsyncSession, dossier: Dossier, user_id: uuid.UUID) -> None:
-    user = await session.get(User, user_id)
-    if (
-        user is None
-        or user.ambito_id != dossier.ambito_id
-        or not user.active
-        or Role.social_worker not in user.roles
-    ):
-        raise field_error(
-            "body.case_manager_user_id",
-            "Must be an active social worker of the ambito",
-            "invalid_case_manager",
-        )
-
-
-async def transition(
-    session: AsyncSession,
-    principal: Principal,
-    dossier_id: uuid.UUID,
-    data: TransitionCreate,
-    *,
-    now: datetime,
-) -> tuple[DossierAccess, Person]:
-    access = await load_dossier(session, principal, dossier_id, now=now, for_update=True)
-    _require_case_management(access)
-    dossier = access.dossier
-    allowed = TRANSITIONS[dossier.state]
-    if data.to not in allowed:
-        raise TransitionNotAllowed(
-            f"From {dossier.state.value} the dossier can go to: {', '.join(sorted(allowed)) or 'nothing'}.",
-            extra={"allowed": sorted(allowed), "state": dossier.state},
-        )
-    if data.fast_track and (dossier.state, data.to) != (S.in_valutazione, S.in_pool):
-        raise field_error("body.fast_track", "The fast track is in_valutazione → in_pool only", "fast_track")
-    if data.to == S.progetto_attivo:
-        # Needs an agreed plan (objective, strategy, commitments): plans are not built yet.
-        raise GuardFailed("An agreed plan with an objective, a strategy and the commitments is needed first.")
-    if data.to == S.chiuso and not await _has_ex_post(session, dossier.id):
-        raise GuardFailed("An ex post competence evaluation is needed before closing.")
-    previous = dossier.state
-    dossier.state = data.to
-    if data.to in TERMINAL:
-        dossier.closed_at = now
-        dossier.outcome = data.outcome
-        dossier.follow_up_on = data.follow_up_on
-    await add_event(
-        session,
-        dossier,
-        "transition",
-        principal=principal,
-        now=now,
-        from_state=previous,
-        to_state=data.to,
-        reason=data.reason,
-        data={"fast_track": data.fast_track},
-    )
-    await emit(session, dossier, "dossier.state_changed", now=now, from_state=previous, to_state=data.to)
-    await session.flush()
-    await audit.record(
-        session,
-        principal,
-        action=AuditAction.transition,
-        resource_type="dossier",
-        resource_id=dossier.id,
-        dossier_id=dossier.id,
-        now=now,
-    )
-    return access, await session.get_one(Person, dossier.person_id)
-
-
-def visible_need_areas(access: DossierAccess) -> list[NeedArea]:
-    return [NeedArea(a) for a in access.visible_need_areas(access.dossier.need_areas)]
-
-
-def labels_for(need_areas: Sequence[str]) -> set[ConfidentialityLabel]:
-    """Special categories implied by need areas (dipendenze → ETH, salute mentale → PSY, violenza → SDV)."""
-    return {NEED_AREA_LABEL[NeedArea(a)] for a in need_areas if NeedArea(a) in NEED_AREA_LABEL}
-
-
-async def access_log(
-    session: AsyncSession,
-    principal: Principal,
-    dossier_id: uuid.UUID,
-    page: PageRequest,
-    *,
-    now: datetime,
-    lists: bool = True,
-) -> tuple[Sequence[AuditEvent], uuid.UUID | None]:
-    """Who read or changed this dossier: for its case manager and the DPO (GDPR art. 15 export too)."""
-    if principal.kind == "user" and Role.dpo in principal.roles:
-        exists_here = await session.scalar(
-            select(Dossier.id).where(Dossier.id == dossier_id, Dossier.ambito_id == principal.ambito_id)
-        )
-        if exists_here is None:
-            raise DossierNotFound()
-    else:
-        access = await load_dossier(session, principal, dossier_id, now=now)
-        if "case_manager" not in access.bases:
-            raise Forbidden("The access log is for the case manager and the DPO.")
-    rows = await audit.dossier_log(
-        session, dossier_id, principal.ambito_id, after=page.after, limit=page.limit + 1, lists=lists
-    )
-    await audit.record(
-        session,
-        principal,
-        action=AuditAction.read,
-        resource_type="access_log",
-        dossier_id=dossier_id,
-        purpose="controllo_accessi",
-        now=now,
-    )
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    return rows, rows[-1].id if more else None

@@ -23,7 +23,7 @@ from app.schemas.assessment import (
     SearchResults,
 )
 from app.schemas.intake import ReferralFormRead
-from app.services import assessments
+from app.services.assessment import assessments
 
 router = APIRouter(prefix="/api/v1", tags=["assessment"])
 

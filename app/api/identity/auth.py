@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body, Form, Response, status
 
 from app.api.deps import ClientDep, PrincipalDep, SecurityDep, SessionDep
 from app.core.problems import NotAuthenticated
-from app.schemas.auth import LogoutRequest, MeRead, RefreshRequest, TokenResponse
-from app.services import auth
+from app.schemas.identity.auth import LogoutRequest, MeRead, RefreshRequest, TokenResponse
+from app.services.identity import auth
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 

@@ -17,7 +17,15 @@ from typing import Any
 from sqlalchemy import delete, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.enums import AuditAction, InstrumentKind, Phase, PreAssessmentStatus, Section, Viewpoint
+from app.core.enums import (
+    AuditAction,
+    DossierState,
+    InstrumentKind,
+    Phase,
+    PreAssessmentStatus,
+    Section,
+    Viewpoint,
+)
 from app.core.principal import Principal
 from app.core.problems import (
     Conflict,
@@ -34,9 +42,11 @@ from app.schemas.assessment import (
     PreAssessmentCreate,
     PreAssessmentUpdate,
 )
-from app.services import audit, radar
-from app.services.dossiers import add_event
-from app.services.policy import DossierAccess, load_dossier, section_visible
+from app.services.access import audit
+from app.services.access.policy import DossierAccess, load_dossier, section_visible
+from app.services.assessment import radar
+from app.services.dossiers import lifecycle
+from app.services.events.timeline import add_event
 
 SEARCH_LIMIT = 50
 
@@ -597,6 +607,7 @@ def profile_svg(result: Profile, *, today: date) -> str:
 
 
 async def has_ex_post(session: AsyncSession, dossier_id: uuid.UUID) -> bool:
+    """Whether the dossier has an ex post competence evaluation (closing needs one)."""
     found = await session.scalar(
         select(CompetenceEvaluation.id)
         .where(CompetenceEvaluation.dossier_id == dossier_id, CompetenceEvaluation.phase == Phase.ex_post)
@@ -653,3 +664,10 @@ async def search(
         now=now,
     )
     return [Hit(answer=answer, snippet=text, rank=float(score)) for answer, text, score in rows]
+
+
+@lifecycle.guard(DossierState.chiuso, "ex_post_evaluation")
+async def _ex_post_before_closing(session: AsyncSession, dossier: Dossier) -> str | None:
+    if await has_ex_post(session, dossier.id):
+        return None
+    return "An ex post competence evaluation is needed before closing."

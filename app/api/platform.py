@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from app.api.deps import get_database
-from app.schemas.health import Liveness, Readiness
-from app.services.health import check_readiness
+from app.schemas.platform import Liveness, Readiness
+from app.services.platform.health import check_readiness
 
 router = APIRouter(tags=["health"])
 

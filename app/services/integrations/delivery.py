@@ -28,7 +28,14 @@ from app.core.clock import Clock
 from app.core.db import ALL_AMBITI, Database, session_scope, set_tenant
 from app.core.security import Vault
 from app.core.settings import Settings
-from app.services.webhooks import NOTIFY_CHANNEL, _address_allowed, _is_ip, compact, resolve, sign
+from app.services.events.outbox import NOTIFY_CHANNEL
+from app.services.integrations.webhooks import (
+    _address_allowed,
+    _is_ip,
+    compact,
+    resolve,
+    sign,
+)
 
 logger = logging.getLogger("snodo.webhooks")
 

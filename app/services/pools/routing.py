@@ -25,6 +25,7 @@ from sqlalchemy import any_, exists, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
+from app.core.calendar import add_working_days
 from app.core.enums import AuditAction, Compartment, ConsentPurpose, NeedArea, PoolArea, TaskStatus, Urgency
 from app.core.principal import Principal
 from app.core.problems import Conflict, Forbidden, NotFound, field_error
@@ -49,10 +50,11 @@ from app.schemas.pools import (
     RoutingPreviewRequest,
     RuleEvaluationRead,
 )
-from app.services import audit
-from app.services.calendar import add_working_days
-from app.services.dossiers import add_event, answer_overdue, emit
-from app.services.policy import NEED_AREA_LABEL, DossierAccess, DossierNotFound, load_dossier, visible
+from app.services.access import audit
+from app.services.access.policy import NEED_AREA_LABEL, DossierAccess, DossierNotFound, load_dossier, visible
+from app.services.dossiers.worklist import answer_overdue
+from app.services.events.outbox import emit
+from app.services.events.timeline import add_event
 
 COMPARTMENT_AREAS: dict[Compartment, frozenset[PoolArea]] = {
     Compartment.violence: frozenset({PoolArea.violenza}),

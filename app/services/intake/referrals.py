@@ -53,10 +53,15 @@ from app.schemas.intake import (
     ReferralRead,
     ReferralReceipt,
 )
-from app.services import audit, persons, routing
-from app.services.dossiers import add_event, emit, labels_for, open_for_referral
-from app.services.forms import validate_answers
-from app.services.policy import DossierAccess, DossierNotFound, can_refer, load_dossier, visible
+from app.services.access import audit
+from app.services.access.policy import DossierAccess, DossierNotFound, can_refer, load_dossier, visible
+from app.services.dossiers.lifecycle import open_for_referral
+from app.services.dossiers.service import labels_for
+from app.services.events.outbox import emit
+from app.services.events.timeline import add_event
+from app.services.intake import persons
+from app.services.intake.forms import validate_answers
+from app.services.pools import routing
 
 
 class PossibleDuplicate(Conflict):

@@ -15,9 +15,9 @@ from app.core.principal import Principal
 from app.core.problems import Forbidden, NotFound, field_error
 from app.models import BreakGlass, Dossier, Person
 from app.schemas.intake import BreakGlassCreate, BreakGlassReview
-from app.services import audit
-from app.services.dossiers import add_event
-from app.services.policy import BREAK_GLASS_ROLES, DossierNotFound
+from app.services.access import audit
+from app.services.access.policy import BREAK_GLASS_ROLES, DossierNotFound
+from app.services.events.timeline import add_event
 
 DURATION = timedelta(hours=4)
 

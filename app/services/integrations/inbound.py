@@ -50,8 +50,11 @@ from app.core.security import Security
 from app.models import Dossier, DossierEntry, InboundEvent, InboundSender, Organization, Person
 from app.schemas.common import Day, InputModel
 from app.schemas.intake import PersonInput, ReferralCreate
-from app.services import audit, referrals, routing, webhooks
-from app.services.dossiers import add_event
+from app.services.access import audit
+from app.services.events.timeline import add_event
+from app.services.intake import referrals
+from app.services.integrations import webhooks
+from app.services.pools import routing
 
 SENDER_HEADER = "snodo-sender"
 EVENT_TYPES = ("dimissione_protetta.requested", "presa_in_carico.started", "presa_in_carico.ended")

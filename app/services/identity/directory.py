@@ -31,15 +31,15 @@ from app.core.principal import EXCLUSIVE_ROLES, ORG_ADMIN_GRANTABLE, ROLE_ORGANI
 from app.core.problems import Conflict, FieldError, Forbidden, NotFound, field_error
 from app.models import Ambito, ApiToken, AuthSession, Comune, Organization, User
 from app.models.base import IdMixin
-from app.schemas.directory import (
+from app.schemas.identity.directory import (
     ApiTokenCreate,
     OrganizationCreate,
     OrganizationUpdate,
     UserCreate,
     UserUpdate,
 )
-from app.services.auth import API_TOKEN_PREFIX, secret_hash
-from app.services.auth_events import ClientInfo, record
+from app.services.identity.auth import API_TOKEN_PREFIX, secret_hash
+from app.services.identity.auth_events import ClientInfo, record
 
 Row = TypeVar("Row", bound=IdMixin)
 

@@ -15,9 +15,9 @@ from app.core.principal import Principal
 from app.core.problems import Forbidden, NotFound, field_error
 from app.models import DossierParticipant, Organization
 from app.schemas.intake import ParticipantCreate
-from app.services import audit
-from app.services.dossiers import add_event
-from app.services.policy import load_dossier
+from app.services.access import audit
+from app.services.access.policy import load_dossier
+from app.services.events.timeline import add_event
 
 
 class ParticipantNotFound(NotFound):

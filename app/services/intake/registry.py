@@ -13,9 +13,10 @@ from app.core.principal import Principal
 from app.core.problems import Forbidden
 from app.models import Person
 from app.schemas.intake import HouseholdMemberCreate
-from app.services import audit, persons
-from app.services.dossiers import add_event
-from app.services.policy import load_dossier
+from app.services.access import audit
+from app.services.access.policy import load_dossier
+from app.services.events.timeline import add_event
+from app.services.intake import persons
 
 
 async def read(

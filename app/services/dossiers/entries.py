@@ -15,8 +15,8 @@ from app.core.principal import Principal
 from app.core.problems import NotFound, field_error
 from app.models import DossierEntry
 from app.schemas.intake import EntryCreate
-from app.services import audit
-from app.services.policy import LABEL_SECTION, load_dossier
+from app.services.access import audit
+from app.services.access.policy import LABEL_SECTION, load_dossier
 
 
 class EntryNotFound(NotFound):

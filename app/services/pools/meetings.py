@@ -16,10 +16,10 @@ from app.core.principal import Principal
 from app.core.problems import FieldError, Forbidden, NotFound, ValidationFailed
 from app.models import Dossier, DossierRouting, PoolMeeting, PoolMeetingItem, PoolMember, User
 from app.schemas.pools import MeetingCreate, MeetingItemUpdate
-from app.services import audit
-from app.services.dossiers import add_event
-from app.services.policy import DossierNotFound, load_dossier, visible
-from app.services.pools import get_pool
+from app.services.access import audit
+from app.services.access.policy import DossierNotFound, load_dossier, visible
+from app.services.events.timeline import add_event
+from app.services.pools.configuration import get_pool
 
 
 class MeetingNotFound(NotFound):

@@ -17,7 +17,7 @@ from app.schemas.intake import (
     ReferralRead,
     ReferralReceipt,
 )
-from app.services import referrals
+from app.services.intake import referrals
 
 router = APIRouter(prefix="/api/v1", tags=["referrals"])
 

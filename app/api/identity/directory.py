@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from app.api.deps import ClientDep, PageDep, PrincipalDep, SecurityDep, SessionDep
 from app.core.enums import OrganizationKind
 from app.core.pagination import encode_cursor
-from app.schemas.directory import (
+from app.schemas.identity.directory import (
     ApiTokenCreate,
     ApiTokenCreated,
     ApiTokenList,
@@ -24,7 +24,7 @@ from app.schemas.directory import (
     UserRead,
     UserUpdate,
 )
-from app.services import directory
+from app.services.identity import directory
 
 organizations = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
 users = APIRouter(prefix="/api/v1", tags=["users"])

@@ -14,9 +14,9 @@ from app.core.principal import Principal
 from app.core.problems import Forbidden, NotFound, field_error
 from app.models import Consent, Organization
 from app.schemas.intake import ConsentCreate, ConsentRevoke
-from app.services import audit
-from app.services.dossiers import add_event
-from app.services.policy import DossierAccess, load_dossier
+from app.services.access import audit
+from app.services.access.policy import DossierAccess, load_dossier
+from app.services.events.timeline import add_event
 
 
 class ConsentNotFound(NotFound):

@@ -21,22 +21,20 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import any_, exists, func, literal, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
-from app.core.enums import DeliveryStatus, EventType, OrganizationKind, Scope, SubscriptionStatus
+from app.core.enums import DeliveryStatus, EventType, Scope, SubscriptionStatus
 from app.core.principal import Principal
 from app.core.problems import FieldError, Forbidden, NotFound, ValidationFailed, field_error
 from app.core.security import Vault
 from app.core.settings import Settings
-from app.models import Dossier, Organization, OutboxEvent, WebhookDelivery, WebhookSubscription
-from app.services import policy
+from app.models import Organization, WebhookDelivery, WebhookSubscription
+from app.services.events.outbox import NOTIFY_CHANNEL
 
-NOTIFY_CHANNEL = "snodo_webhooks"
 SECRET_PREFIX = "whsec_"
 
 
@@ -321,82 +319,6 @@ async def replay(
     await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
     await session.flush()
     return delivery
-
-
-# ---------------------------------------------------------------------------------------------
-# Fan-out, in the transaction of the change
-
-
-def envelope(event: OutboxEvent) -> dict[str, Any]:
-    return {
-        "id": str(event.id),
-        "type": event.event_type,
-        "timestamp": event.created_at.isoformat(),
-        "data": event.payload,
-    }
-
-
-async def concerned(
-    session: AsyncSession, organization: Organization, dossier: Dossier, now: datetime
-) -> bool:
-    """Does this dossier concern the organization now? (ids only travel: still, not to strangers.)"""
-    if organization.kind == OrganizationKind.ufficio_di_piano:
-        return True
-    if organization.kind == OrganizationKind.comune and organization.comune_id == dossier.residence_comune_id:
-        return True
-    stand_in = Principal(
-        kind="api_token",
-        id=organization.id,
-        name=organization.name,
-        organization_id=organization.id,
-        organization_kind=OrganizationKind(organization.kind),
-        organization_name=organization.name,
-        ambito_id=organization.ambito_id,
-        roles=frozenset(),
-        scopes=frozenset(),
-        organization_comune_id=organization.comune_id,
-    )
-    bases = policy.organization_bases(stand_in, now)
-    return bool(await session.scalar(select(exists().where(Dossier.id == dossier.id, or_(*bases)))))
-
-
-async def fan_out(session: AsyncSession, event: OutboxEvent, dossier: Dossier, *, now: datetime) -> int:
-    subscriptions = (
-        await session.execute(
-            select(WebhookSubscription, Organization)
-            .join(Organization, Organization.id == WebhookSubscription.organization_id)
-            .where(
-                WebhookSubscription.ambito_id == event.ambito_id,
-                WebhookSubscription.deleted_at.is_(None),
-                literal(event.event_type) == any_(WebhookSubscription.event_types),
-                Organization.active,
-            )
-        )
-    ).all()
-    queued = 0
-    body = envelope(event)
-    for subscription, organization in subscriptions:
-        if not await concerned(session, organization, dossier, now):
-            continue
-        session.add(
-            WebhookDelivery(
-                ambito_id=event.ambito_id,
-                subscription_id=subscription.id,
-                event_id=event.id,
-                event_seq=event.seq,
-                event_type=event.event_type,
-                dossier_id=event.dossier_id,
-                payload=body,
-                status=DeliveryStatus.pending,
-                attempts=0,
-                next_attempt_at=now,
-            )
-        )
-        queued += 1
-    if queued:
-        await session.flush()
-        await session.execute(select(func.pg_notify(NOTIFY_CHANNEL, "")))
-    return queued
 
 
 def compact(payload: object) -> str:
