@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from app import __doc__ as app_doc
 from app.api import assessment, dossiers, intake, integrations, platform, pools
 from app.api.identity import auth, directory
-from app.core.clock import Clock
+from app.core.clock import Clock, ClockMiddleware
 from app.core.db import Database
 from app.core.errors import install_error_handlers
 from app.core.logging import configure_logging
@@ -113,6 +113,7 @@ def create_app(
     install_error_handlers(app)
     # Added inside-out: the last one added is the outermost.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ClockMiddleware, clock=app.state.security.clock)
     app.add_middleware(RequestContextMiddleware)
     if settings.cors_origins:
         app.add_middleware(

@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 
 import httpx
@@ -104,9 +105,19 @@ def settings() -> Settings:
     )
 
 
+def _test_now() -> datetime:
+    """Where every test clock starts: 2 Dec 2026, or the day `SNODO_TEST_TODAY` (YYYY-MM-DD) names,
+    so that the suite can be run as if today were any other day (README)."""
+    day = date.fromisoformat(os.environ.get("SNODO_TEST_TODAY") or "2026-12-02")
+    return datetime.combine(day, time(9, 30), tzinfo=UTC)
+
+
+TEST_NOW = _test_now()
+
+
 @pytest.fixture
 def clock() -> FrozenClock:
-    return FrozenClock()
+    return FrozenClock(TEST_NOW)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 import socket
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import uvicorn
@@ -18,10 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 
-def signed_headers(
-    secret: str, body: str, *, event_id: str, sender: str, at: datetime | None = None
-) -> dict[str, str]:
-    moment = at or datetime.now(UTC)
+def signed_headers(secret: str, body: str, *, event_id: str, sender: str, at: datetime) -> dict[str, str]:
+    moment = at
     return {
         "content-type": "application/json",
         "snodo-sender": sender,

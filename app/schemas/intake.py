@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from codicefiscale import codicefiscale
 from pydantic import AfterValidator, BeforeValidator, Field, StrictInt, StringConstraints
 
+from app.core import clock
 from app.core.enums import (
     Compartment,
     ConfidentialityLabel,
@@ -62,7 +63,7 @@ def _check_fiscal_code(value: str | None) -> str | None:
 
 
 def _check_birth_date(value: date | None) -> date | None:
-    if value is not None and value > date.today():
+    if value is not None and value > clock.today():
         raise ValueError("The birth date is in the future")
     if value is not None and value.year < 1890:
         raise ValueError("The birth date is too far in the past")

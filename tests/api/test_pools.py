@@ -4,12 +4,13 @@ the coordinator's queue, meetings, the worklist."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.calendar import add_working_days
 from app.core.clock import FrozenClock
 from app.models import AuditEvent, OutboxEvent, RoutingTask
 from tests.intake import (
@@ -273,13 +274,22 @@ class TestDeadlines:
             f"/api/v1/routing-tasks/{afol_task['id']}/accept", headers=await demo.headers(AFOL)
         )
 
-        clock.advance(days=8)  # well past five working days, whatever the weekday
+        # Due five working days after the routing, weekends and holidays skipped (the due date
+        # is the calendar's, tested in tests/unit): a minute before it nobody is late.
+        [due_at] = [datetime.fromisoformat(d) for d in due]
+        assert due_at == add_working_days(clock.now(), 5)
+        clock.advance(seconds=(due_at - clock.now()).total_seconds() - 60)
+        queue = (
+            await demo.client.get("/api/v1/routing/queue", headers=await demo.fresh_headers(COORDINATOR))
+        ).json()
+        assert queue["overdue"] == []
+        clock.advance(days=1, seconds=60)  # a day after it
         queue = (
             await demo.client.get("/api/v1/routing/queue", headers=await demo.fresh_headers(COORDINATOR))
         ).json()
         late = {item["task"]["organization_id"] for item in queue["overdue"]}
         assert late == {str(demo.org("Comune di Melzo")), str(demo.org("Cooperativa Sociale Solleva"))}
-        assert all(item["days_overdue"] >= 1 for item in queue["overdue"])
+        assert [item["days_overdue"] for item in queue["overdue"]] == [1, 1]
         looked = await session.scalar(
             select(AuditEvent.dossier_ids)
             .where(AuditEvent.resource_type == "routing_queue")

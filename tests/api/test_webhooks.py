@@ -19,6 +19,7 @@ from app.core.settings import Settings
 from app.models import Dossier, DossierEntry, InboundEvent, OutboxEvent, Referral, WebhookDelivery
 from app.services.events import outbox
 from app.services.integrations.delivery import WebhookWorker
+from tests.conftest import TEST_NOW
 from tests.intake import AFOL, AS_MELZO, COORDINATOR, MARIO, referral, submit
 from tests.support import Demo
 from tests.webhook_support import Receiver, signed_headers
@@ -246,6 +247,7 @@ async def post_event(demo: Demo, sender: dict[str, str], event: dict[str, Any] |
         kw.pop("signed_body", body),
         event_id=kw.pop("event_id", "evt-1"),
         sender=sender["id"],
+        at=kw.pop("at", TEST_NOW),  # the test clock's start (tests that move it pass theirs)
         **kw,
     )
     return await demo.client.post("/api/v1/integrations/asst/events", content=body.encode(), headers=headers)

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
+from app.core import clock
 from app.core.problems import FieldError
 
 TEXT_LIMIT = 200
@@ -92,7 +93,7 @@ def _check(field: Mapping[str, Any], value: Any, where: str) -> Iterable[FieldEr
         parsed = _date(value)
         if parsed is None:
             yield FieldError(field=where, message="Not a date (YYYY-MM-DD)", code="date_parsing")
-        elif parsed > date.today():
+        elif parsed > clock.today():
             yield FieldError(field=where, message="The date is in the future", code="date_future")
     elif kind == "boolean":
         if not isinstance(value, bool):
