@@ -52,7 +52,11 @@ async def load_demo(
     session: AsyncSession, app: FastAPI, client: httpx.AsyncClient, *, pools: bool = False
 ) -> Demo:
     await seed_demo(
-        session=session, passwords=app.state.security.passwords, password=DEMO_PASSWORD, pools=pools
+        session=session,
+        passwords=app.state.security.passwords,
+        password=DEMO_PASSWORD,
+        pools=pools,
+        now=app.state.security.clock.now(),
     )
     await session.commit()  # releases the test's savepoint: the app's sessions now see the rows
     organizations = dict((await session.execute(select(Organization.name, Organization.id))).all())

@@ -171,7 +171,7 @@ RULES: tuple[tuple[str, int, tuple[str, ...], tuple[NeedArea, ...], str], ...] =
 
 
 async def _seed_pools(
-    session: AsyncSession, ambito_id: uuid.UUID, comune_ids: dict[str, uuid.UUID], today: date
+    session: AsyncSession, ambito_id: uuid.UUID, comune_ids: dict[str, uuid.UUID], now: datetime
 ) -> int:
     organization_ids = dict(
         (
@@ -188,7 +188,7 @@ async def _seed_pools(
         if name in existing:
             continue
         pool = Pool(
-            ambito_id=ambito_id, name=name, area=area, active_from=date(today.year, 1, 1), response_days=5
+            ambito_id=ambito_id, name=name, area=area, active_from=date(now.year, 1, 1), response_days=5
         )
         session.add(pool)
         await session.flush()
@@ -203,7 +203,7 @@ async def _seed_pools(
                 pool_id=pool.id,
                 organization_id=organization_ids[organization],
                 role=role,
-                added_at=datetime.now(UTC),
+                added_at=now,
             )
             for organization, role in members
         )
@@ -241,10 +241,12 @@ async def seed_demo(
     passwords: Passwords | None = None,
     password: str | None = None,
     pools: bool = True,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Create what is missing of the demo territory (its pools and routing rules unless told
     otherwise, and, given a password, its demo users); return how many rows of each were
     created. Existing rows are left as they are."""
+    now = now or datetime.now(UTC)
     created = {"ambito": 0, "comune": 0, "organization": 0, "user": 0, "pool": 0}
     created["ambito"] = await _insert_missing(
         session, Ambito, [{"id": new_id(), "code": AMBITO_CODE, "name": AMBITO_NAME}], ["code"]
@@ -301,7 +303,7 @@ async def seed_demo(
         assert passwords is not None
         created["user"] = await _seed_users(session, ambito_id, passwords.hash(password))
     if pools:
-        created["pool"] = await _seed_pools(session, ambito_id, comune_ids, datetime.now(UTC).date())
+        created["pool"] = await _seed_pools(session, ambito_id, comune_ids, now)
     await session.flush()
     return created
 
