@@ -88,7 +88,7 @@ async def _handle_problem(request: Request, exc: Exception) -> JSONResponse:
         status=exc.status,
         title=exc.title(language),
         type_=PROBLEM_TYPE_BASE + exc.slug if exc.slug else "about:blank",
-        detail=exc.detail,
+        detail=exc.detail_in(language),
         errors=exc.errors,
         headers=exc.headers,
         extra=exc.extra,

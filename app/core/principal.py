@@ -55,14 +55,3 @@ class Principal:
     @property
     def api_token_id(self) -> uuid.UUID | None:
         return self.id if self.kind == "api_token" else None
-
-    def has_role(self, *roles: Role) -> bool:
-        return not self.roles.isdisjoint(roles)
-
-    @property
-    def is_platform_admin(self) -> bool:
-        return Role.platform_admin in self.roles
-
-    @property
-    def is_coordinator(self) -> bool:
-        return Role.coordinator in self.roles

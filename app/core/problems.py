@@ -50,15 +50,21 @@ class ProblemError(Exception):
         self,
         detail: str | None = None,
         *,
+        detail_it: str | None = None,
         errors: Sequence[FieldError] | None = None,
         headers: Mapping[str, str] | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail or self.title_en or "")
         self.detail = detail
+        self.detail_it = detail_it
         self.errors = list(errors) if errors else None
         self.headers = dict(headers or {})
         self.extra = dict(extra or {})
+
+    def detail_in(self, language: Language) -> str | None:
+        """The detail in the client's language (Italian where the raiser gave it)."""
+        return self.detail_it if language == "it" and self.detail_it else self.detail
 
     def title(self, language: Language) -> str:
         if language == "it" and self.title_it:

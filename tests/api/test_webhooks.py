@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
@@ -414,9 +413,15 @@ class TestWorker:
         )
 
     async def test_dead_letters_pause_and_replay(
-        self, demo: Demo, session: AsyncSession, database: Database, settings: Settings, app: FastAPI
+        self,
+        demo: Demo,
+        session: AsyncSession,
+        database: Database,
+        settings: Settings,
+        app: FastAPI,
+        clock: FrozenClock,
     ) -> None:
-        receiver = Receiver(fail_next=10**6)  # always 500
+        receiver = Receiver(fail_next=10**6, clock=clock.now)  # always 500
         await receiver.start()
         try:
             created = await demo.client.post(
@@ -436,9 +441,9 @@ class TestWorker:
                 },
             ):
                 assert (await submit(demo, AS_MELZO, referral(person))).status_code == 201
-            worker = WebhookWorker(database, settings, app.state.security.vault)
+            worker = WebhookWorker(database, settings, app.state.security.vault, clock=clock)
             await worker.drain()
-            await asyncio.sleep(0.01)
+            clock.advance(seconds=1)  # past the backoff
             await worker.drain()
             headers = await demo.headers(COORDINATOR)
             dead = (

@@ -68,10 +68,13 @@ from app.models import (
     Dossier,
     DossierParticipant,
     DossierRouting,
+    Organization,
+    Person,
     Pool,
     PoolMember,
     RoutingTask,
 )
+from app.services.access.actions import Action, require
 
 READ = "r"
 WRITE = "rw"
@@ -131,13 +134,6 @@ TOKEN_ROLE: dict[OrganizationKind, Role] = {
     OrganizationKind.afol: Role.employment_operator,
 }
 
-# Roles that may submit a referral (scheda di segnalazione); tokens need `referrals:write`.
-REFERRING_ROLES = frozenset(
-    {Role.social_worker, Role.health_operator, Role.employment_operator, Role.coop_operator}
-)
-# Who may open a dossier it cannot see, in an emergency.
-BREAK_GLASS_ROLES = frozenset({Role.social_worker, Role.health_operator})
-
 LABEL_SECTION: dict[ConfidentialityLabel, Section] = {
     ConfidentialityLabel.ETH: Section.health,
     ConfidentialityLabel.HIV: Section.health,
@@ -180,14 +176,6 @@ def section_rights(principal: Principal) -> SectionRights:
     return merged
 
 
-def can_refer(principal: Principal) -> bool:
-    if principal.kind == "integration":
-        return True  # a signed event from an ASST system (e.g. a protected discharge)
-    if principal.kind == "api_token":
-        return Scope.referrals_write in principal.scopes
-    return principal.has_role(*REFERRING_ROLES)
-
-
 # ---------------------------------------------------------------------------------------------
 # Record level, in SQL
 
@@ -201,66 +189,80 @@ def _today(now: Moment) -> date | ColumnElement[date]:
     return now.date() if isinstance(now, datetime) else cast(func.timezone("UTC", now), Date)
 
 
-def _active_consent(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
-    """Conditions on Consent: active, for taking charge, naming the principal's organization."""
+@dataclass(frozen=True)
+class Party:
+    """Whom the organization-level bases are asked for: an organization, and the user acting
+    for it when there is one (a pool may name a member personally)."""
+
+    organization_id: uuid.UUID
+    organization_kind: OrganizationKind
+    user_id: uuid.UUID | None = None
+
+
+def _party(principal: Principal) -> Party:
+    return Party(principal.organization_id, principal.organization_kind, principal.user_id)
+
+
+def _active_consent(party: Party | Principal, now: Moment) -> list[ColumnElement[bool]]:
+    """Conditions on Consent: active, for taking charge, naming the party's organization."""
     return [
         Consent.revoked_at.is_(None),
         or_(Consent.expires_on.is_(None), Consent.expires_on >= _today(now)),
         literal(ConsentPurpose.presa_in_carico.value) == any_(Consent.purposes),
         or_(
-            literal(principal.organization_kind.value) == any_(Consent.organization_kinds),
-            literal(principal.organization_id) == any_(Consent.organization_ids),
+            literal(party.organization_kind.value) == any_(Consent.organization_kinds),
+            literal(party.organization_id) == any_(Consent.organization_ids),
         ),
     ]
 
 
-def _consent_covers(principal: Principal, now: Moment) -> ColumnElement[bool]:
-    """An active consent (or legal basis) of the dossier's person covers the principal's organization."""
-    return exists().where(Consent.person_id == Dossier.person_id, *_active_consent(principal, now))
+def _consent_covers(party: Party | Principal, now: Moment) -> ColumnElement[bool]:
+    """An active consent (or legal basis) of the dossier's person covers the party's organization."""
+    return exists().where(Consent.person_id == Dossier.person_id, *_active_consent(party, now))
 
 
-def _participating(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
-    """Conditions on DossierParticipant: the principal's organization, participation in force."""
+def _participating(party: Party | Principal, now: Moment) -> list[ColumnElement[bool]]:
+    """Conditions on DossierParticipant: the party's organization, participation in force."""
     return [
-        DossierParticipant.organization_id == principal.organization_id,
+        DossierParticipant.organization_id == party.organization_id,
         DossierParticipant.ended_at.is_(None),
         DossierParticipant.starts_at <= now,
         or_(DossierParticipant.ends_at.is_(None), DossierParticipant.ends_at > now),
     ]
 
 
-def _member_of_pool(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
+def _member_of_pool(party: Party, now: Moment) -> list[ColumnElement[bool]]:
     """Conditions on PoolMember and Pool, joined on the pool by the caller: an active pool the
     principal is a member of (as its organization, or named personally)."""
     today = _today(now)
     member = [
         Pool.active_from <= today,
         or_(Pool.active_until.is_(None), Pool.active_until >= today),
-        PoolMember.organization_id == principal.organization_id,
+        PoolMember.organization_id == party.organization_id,
         PoolMember.removed_at.is_(None),
     ]
-    if principal.kind == "user":
-        member.append(or_(PoolMember.user_id.is_(None), PoolMember.user_id == principal.id))
+    if party.user_id is not None:
+        member.append(or_(PoolMember.user_id.is_(None), PoolMember.user_id == party.user_id))
     else:
         member.append(PoolMember.user_id.is_(None))
     return member
 
 
 def _routing_in_force(
-    principal: Principal, routing: type[DossierRouting] = DossierRouting
+    party: Party | Principal, routing: type[DossierRouting] = DossierRouting
 ) -> list[ColumnElement[bool]]:
-    """Conditions on DossierRouting: in force, and not declined by the principal's organization."""
+    """Conditions on DossierRouting: in force, and not declined by the party's organization."""
     return [
         routing.ended_at.is_(None),
         ~exists().where(
             RoutingTask.routing_id == routing.id,
-            RoutingTask.organization_id == principal.organization_id,
+            RoutingTask.organization_id == party.organization_id,
             RoutingTask.status == TaskStatus.declined,
         ),
     ]
 
 
-def _routed_to_member_pool(principal: Principal, now: Moment) -> ColumnElement[bool]:
+def _routed_to_member_pool(party: Party, now: Moment) -> ColumnElement[bool]:
     """The dossier is routed (now) to an active pool the principal is a member of, and the
     principal's organization has not declined that routing. The tables are joined explicitly:
     the same plan as a list of conditions, and SQLAlchemy's check for cartesian products follows
@@ -272,8 +274,8 @@ def _routed_to_member_pool(principal: Principal, now: Moment) -> ColumnElement[b
         .join(Pool, Pool.id == PoolMember.pool_id)
         .where(
             DossierRouting.dossier_id == Dossier.id,
-            *_member_of_pool(principal, now),
-            *_routing_in_force(principal),
+            *_member_of_pool(party, now),
+            *_routing_in_force(party),
         )
     )
     return exists(routed)
@@ -301,18 +303,19 @@ def _bases(principal: Principal, now: Moment) -> dict[str, ColumnElement[bool]]:
             BreakGlass.user_id == principal.id,
             BreakGlass.expires_at > now,
         )
-    bases["pool"] = and_(_routed_to_member_pool(principal, now), _consent_covers(principal, now))
-    bases["participant"] = and_(
-        exists().where(DossierParticipant.dossier_id == Dossier.id, *_participating(principal, now)),
-        _consent_covers(principal, now),
-    )
+    bases.update(_organization_bases(_party(principal), now))
     return bases
 
 
-def organization_bases(principal: Principal, now: Moment) -> list[ColumnElement[bool]]:
-    """The organization-level bases (pool membership, participation, each within consent)."""
-    bases = _bases(principal, now)
-    return [bases["pool"], bases["participant"]]
+def _organization_bases(party: Party, now: Moment) -> dict[str, ColumnElement[bool]]:
+    """The organization-level bases: pool membership and participation, each within consent."""
+    return {
+        "pool": and_(_routed_to_member_pool(party, now), _consent_covers(party, now)),
+        "participant": and_(
+            exists().where(DossierParticipant.dossier_id == Dossier.id, *_participating(party, now)),
+            _consent_covers(party, now),
+        ),
+    }
 
 
 def visible(principal: Principal, now: Moment) -> ColumnElement[bool]:
@@ -350,7 +353,7 @@ def member_pools(principal: Principal, now: Moment) -> Select[uuid.UUID]:
     return (
         select(PoolMember.pool_id)
         .join(Pool, Pool.id == PoolMember.pool_id)
-        .where(*_member_of_pool(principal, now))
+        .where(*_member_of_pool(_party(principal), now))
         .distinct()
     )
 
@@ -400,6 +403,76 @@ def label_visible_condition(
         literal(label.value) == any_(Consent.labels),
         *_active_consent(principal, now),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads that show no content: gated by an action, scoped to the ambito, never a made-up principal
+
+
+async def dossier_for_action(
+    session: AsyncSession,
+    principal: Principal,
+    dossier_id: uuid.UUID,
+    action: Action,
+    *,
+    for_update: bool = False,
+) -> Dossier:
+    """A dossier of the principal's ambito for an action that shows none of its content (the
+    coordinator's routing of it, the DPO's look at its access log); DossierNotFound otherwise."""
+    require(principal, action)
+    statement = select(Dossier).where(Dossier.id == dossier_id, Dossier.ambito_id == principal.ambito_id)
+    if for_update:
+        statement = statement.with_for_update()
+    dossier = await session.scalar(statement)
+    if dossier is None:
+        raise DossierNotFound()
+    return dossier
+
+
+def ambito_rows(principal: Principal, action: Action, ambito_column: Any) -> ColumnElement[bool]:
+    """SQL: the rows of the principal's ambito that an oversight action lists (ids, states,
+    deadlines: no content), after requiring the action."""
+    require(principal, action)
+    in_ambito: ColumnElement[bool] = ambito_column == principal.ambito_id
+    return in_ambito
+
+
+async def break_glass_target(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    dossier_id: uuid.UUID | None,
+    fiscal_code: str | None,
+) -> Dossier:
+    """The dossier an emergency access asks for, by id or by the person's codice fiscale, in the
+    principal's ambito; DossierNotFound otherwise. Opening it is the caller's (reasoned, bounded)."""
+    require(principal, Action.open_break_glass)
+    statement = select(Dossier).where(Dossier.ambito_id == principal.ambito_id)
+    if dossier_id is not None:
+        statement = statement.where(Dossier.id == dossier_id)
+    else:
+        statement = statement.join(Person, Person.id == Dossier.person_id).where(
+            Person.fiscal_code == fiscal_code
+        )
+    dossier = await session.scalar(statement)
+    if dossier is None:
+        raise DossierNotFound()
+    return dossier
+
+
+async def organization_concerned(
+    session: AsyncSession, organization: Organization, dossier: Dossier, now: datetime
+) -> bool:
+    """Whether a dossier concerns an organization now, for the events it is sent (ids only
+    travel, still not to strangers): the Ufficio di Piano, the residence comune, and the
+    organizations with a pool or participant basis on it."""
+    if organization.kind == OrganizationKind.ufficio_di_piano:
+        return True
+    if organization.kind == OrganizationKind.comune and organization.comune_id == dossier.residence_comune_id:
+        return True
+    party = Party(organization.id, OrganizationKind(organization.kind))
+    bases = _organization_bases(party, now).values()
+    return bool(await session.scalar(select(exists().where(Dossier.id == dossier.id, or_(*bases)))))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -606,6 +606,7 @@ def profile_svg(result: Profile, *, today: date) -> str:
     )
 
 
+# access: a guard of the lifecycle, on a dossier the transition loaded through the policy
 async def has_ex_post(session: AsyncSession, dossier_id: uuid.UUID) -> bool:
     """Whether the dossier has an ex post competence evaluation (closing needs one)."""
     found = await session.scalar(

@@ -9,14 +9,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.enums import AuditAction, Role
+from app.core.enums import AuditAction
 from app.core.pagination import PageRequest
 from app.core.principal import Principal
-from app.core.problems import Forbidden, NotFound, field_error
-from app.models import BreakGlass, Dossier, Person
+from app.core.problems import NotFound, field_error
+from app.models import BreakGlass
 from app.schemas.intake import BreakGlassCreate, BreakGlassReview
 from app.services.access import audit
-from app.services.access.policy import BREAK_GLASS_ROLES, DossierNotFound
+from app.services.access.actions import Action, require
+from app.services.access.policy import break_glass_target
 from app.services.events.timeline import add_event
 
 DURATION = timedelta(hours=4)
@@ -31,20 +32,12 @@ class BreakGlassNotFound(NotFound):
 async def open_access(
     session: AsyncSession, principal: Principal, data: BreakGlassCreate, *, now: datetime
 ) -> BreakGlass:
-    if principal.kind != "user" or not principal.has_role(*BREAK_GLASS_ROLES):
-        raise Forbidden("Only social workers and health operators may break the glass.")
+    require(principal, Action.open_break_glass)
     if (data.dossier_id is None) == (data.fiscal_code is None):
         raise field_error("body.dossier_id", "Give the dossier id or the person's codice fiscale", "missing")
-    statement = select(Dossier).where(Dossier.ambito_id == principal.ambito_id)
-    if data.dossier_id is not None:
-        statement = statement.where(Dossier.id == data.dossier_id)
-    else:
-        statement = statement.join(Person, Person.id == Dossier.person_id).where(
-            Person.fiscal_code == data.fiscal_code
-        )
-    dossier = await session.scalar(statement)
-    if dossier is None:
-        raise DossierNotFound()
+    dossier = await break_glass_target(
+        session, principal, dossier_id=data.dossier_id, fiscal_code=data.fiscal_code
+    )
     grant = BreakGlass(
         ambito_id=dossier.ambito_id,
         dossier_id=dossier.id,
@@ -78,15 +71,11 @@ async def open_access(
     return grant
 
 
-def _require_dpo(principal: Principal) -> None:
-    if principal.kind != "user" or Role.dpo not in principal.roles:
-        raise Forbidden("Break-the-glass accesses are reviewed by the DPO.")
-
-
+# access: the DPO's review of emergency accesses (who, when, why), no dossier content
 async def for_review(
     session: AsyncSession, principal: Principal, page: PageRequest, *, unreviewed_only: bool
 ) -> tuple[Sequence[BreakGlass], uuid.UUID | None]:
-    _require_dpo(principal)
+    require(principal, Action.review_break_glass)
     statement = select(BreakGlass).where(BreakGlass.ambito_id == principal.ambito_id)
     if unreviewed_only:
         statement = statement.where(BreakGlass.reviewed_at.is_(None))
@@ -98,10 +87,11 @@ async def for_review(
     return rows, rows[-1].id if more else None
 
 
+# access: the DPO's review of an emergency access, no dossier content
 async def review(
     session: AsyncSession, principal: Principal, grant_id: uuid.UUID, data: BreakGlassReview, *, now: datetime
 ) -> BreakGlass:
-    _require_dpo(principal)
+    require(principal, Action.review_break_glass)
     grant = await session.get(BreakGlass, grant_id)
     if grant is None or grant.ambito_id != principal.ambito_id:
         raise BreakGlassNotFound()

@@ -76,6 +76,7 @@ class Opened:
     reopened: bool
 
 
+# access: a referral opens or reuses the person's dossier; what its submitter learns is intake's
 async def open_for_referral(
     session: AsyncSession,
     *,

@@ -30,10 +30,11 @@ from app.models import (
 )
 from app.schemas.intake import DossierUpdate
 from app.services.access import audit
+from app.services.access.actions import Action, allowed
 from app.services.access.policy import (
     NEED_AREA_LABEL,
     DossierAccess,
-    DossierNotFound,
+    dossier_for_action,
     load_dossier,
 )
 from app.services.dossiers.lifecycle import require_case_management
@@ -172,12 +173,8 @@ async def access_log(
     lists: bool = True,
 ) -> tuple[Sequence[AuditEvent], uuid.UUID | None]:
     """Who read or changed this dossier: for its case manager and the DPO (GDPR art. 15 export too)."""
-    if principal.kind == "user" and Role.dpo in principal.roles:
-        exists_here = await session.scalar(
-            select(Dossier.id).where(Dossier.id == dossier_id, Dossier.ambito_id == principal.ambito_id)
-        )
-        if exists_here is None:
-            raise DossierNotFound()
+    if allowed(principal, Action.read_any_access_log):
+        await dossier_for_action(session, principal, dossier_id, Action.read_any_access_log)
     else:
         access = await load_dossier(session, principal, dossier_id, now=now)
         if "case_manager" not in access.bases:

@@ -7,19 +7,15 @@ from typing import Any
 
 from sqlalchemy import (
     any_,
-    exists,
     func,
     literal,
-    or_,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.enums import (
     DeliveryStatus,
-    OrganizationKind,
 )
-from app.core.principal import Principal
 from app.models import Dossier, Organization, OutboxEvent, WebhookDelivery, WebhookSubscription
 from app.services.access import policy
 
@@ -60,30 +56,6 @@ def envelope(event: OutboxEvent) -> dict[str, Any]:
     }
 
 
-async def concerned(
-    session: AsyncSession, organization: Organization, dossier: Dossier, now: datetime
-) -> bool:
-    """Does this dossier concern the organization now? (ids only travel: still, not to strangers.)"""
-    if organization.kind == OrganizationKind.ufficio_di_piano:
-        return True
-    if organization.kind == OrganizationKind.comune and organization.comune_id == dossier.residence_comune_id:
-        return True
-    stand_in = Principal(
-        kind="api_token",
-        id=organization.id,
-        name=organization.name,
-        organization_id=organization.id,
-        organization_kind=OrganizationKind(organization.kind),
-        organization_name=organization.name,
-        ambito_id=organization.ambito_id,
-        roles=frozenset(),
-        scopes=frozenset(),
-        organization_comune_id=organization.comune_id,
-    )
-    bases = policy.organization_bases(stand_in, now)
-    return bool(await session.scalar(select(exists().where(Dossier.id == dossier.id, or_(*bases)))))
-
-
 async def fan_out(session: AsyncSession, event: OutboxEvent, dossier: Dossier, *, now: datetime) -> int:
     subscriptions = (
         await session.execute(
@@ -100,7 +72,7 @@ async def fan_out(session: AsyncSession, event: OutboxEvent, dossier: Dossier, *
     queued = 0
     body = envelope(event)
     for subscription, organization in subscriptions:
-        if not await concerned(session, organization, dossier, now):
+        if not await policy.organization_concerned(session, organization, dossier, now):
             continue
         session.add(
             WebhookDelivery(

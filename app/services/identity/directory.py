@@ -38,6 +38,7 @@ from app.schemas.identity.directory import (
     UserCreate,
     UserUpdate,
 )
+from app.services.access.actions import Action, allowed, require
 from app.services.identity.auth import API_TOKEN_PREFIX, secret_hash
 from app.services.identity.auth_events import ClientInfo, record
 
@@ -66,24 +67,25 @@ async def _page(
 
 
 def _sees_organization(principal: Principal, organization: Organization) -> bool:
-    return principal.is_platform_admin or organization.ambito_id == principal.ambito_id
+    return allowed(principal, Action.administer_platform) or organization.ambito_id == principal.ambito_id
 
 
 def _manages_organization(principal: Principal, organization: Organization) -> bool:
     if principal.kind != "user":
         return False
-    if principal.is_platform_admin:
+    if allowed(principal, Action.administer_platform):
         return True
-    if principal.is_coordinator and organization.ambito_id == principal.ambito_id:
+    if allowed(principal, Action.configure_ambito) and organization.ambito_id == principal.ambito_id:
         return True
-    return principal.is_org_admin and organization.id == principal.organization_id
+    return allowed(principal, Action.manage_own_organization) and organization.id == principal.organization_id
 
 
 def _require_configurator(principal: Principal) -> None:
-    if principal.kind != "user" or not (principal.is_platform_admin or principal.is_coordinator):
+    if principal.kind != "user":
         raise Forbidden(
             "Only the Ufficio di Piano's coordinators and platform admins configure organizations."
         )
+    require(principal, Action.configure_ambito)
 
 
 async def _organization(
@@ -117,7 +119,7 @@ async def list_organizations(
     *, session: AsyncSession, principal: Principal, page: PageRequest, kind: OrganizationKind | None = None
 ) -> Page[Organization]:
     statement = select(Organization)
-    if not principal.is_platform_admin:
+    if not allowed(principal, Action.administer_platform):
         statement = statement.where(Organization.ambito_id == principal.ambito_id)
     if kind is not None:
         statement = statement.where(Organization.kind == kind)
@@ -135,7 +137,7 @@ async def create_organization(
 ) -> Organization:
     _require_configurator(principal)
     ambito_id = data.ambito_id or principal.ambito_id
-    if ambito_id != principal.ambito_id and not principal.is_platform_admin:
+    if ambito_id != principal.ambito_id and not allowed(principal, Action.administer_platform):
         raise Forbidden("Coordinators create organizations in their own ambito only.")
     if await session.get(Ambito, ambito_id) is None:
         raise field_error("body.ambito_id", "Unknown ambito", "unknown")
@@ -154,7 +156,7 @@ async def update_organization(
 ) -> Organization:
     organization = await _organization(session, principal, organization_id)
     _require_configurator(principal)
-    if not principal.is_platform_admin and organization.ambito_id != principal.ambito_id:
+    if not allowed(principal, Action.administer_platform) and organization.ambito_id != principal.ambito_id:
         raise NotFound("No such organization.")
     changes = data.model_dump(exclude_unset=True)
     if "comune_id" in changes:
@@ -223,12 +225,9 @@ def _check_roles(principal: Principal, organization: Organization, roles: Sequen
             "platform_admin and dpo see no case content and cannot be combined",
             "role_exclusive",
         )
-    if Role.platform_admin in roles and not principal.is_platform_admin:
+    if Role.platform_admin in roles and not allowed(principal, Action.administer_platform):
         raise Forbidden("Only a platform admin grants platform_admin.")
-    if (
-        not (principal.is_platform_admin or principal.is_coordinator)
-        and not set(roles) <= ORG_ADMIN_GRANTABLE
-    ):
+    if not allowed(principal, Action.configure_ambito) and not set(roles) <= ORG_ADMIN_GRANTABLE:
         raise Forbidden("An organization's admin grants operational roles only.")
 
 

@@ -58,12 +58,14 @@ async def comune_by_istat(session: AsyncSession, ambito_id: uuid.UUID, istat_cod
     )
 
 
+# access: intake matching inside the ambito; what the submitter learns is decided by referrals
 async def by_fiscal_code(session: AsyncSession, ambito_id: uuid.UUID, fiscal_code: str) -> Person | None:
     return await session.scalar(
         select(Person).where(Person.ambito_id == ambito_id, Person.fiscal_code == fiscal_code)
     )
 
 
+# access: intake matching inside the ambito; candidates go to the residence comune only
 async def similar(
     session: AsyncSession, ambito_id: uuid.UUID, *, family_name: str, given_name: str, birth_date: date | None
 ) -> Sequence[Person]:
@@ -144,6 +146,7 @@ async def add_household_member(session: AsyncSession, head: Person, member: Hous
     return person
 
 
+# access: the registry section of a dossier its caller loaded through the policy
 async def household_of(session: AsyncSession, person: Person) -> Sequence[Person]:
     if person.household_id is None:
         return []

@@ -27,8 +27,6 @@ from app.core.enums import (
     Compartment,
     ConsentPurpose,
     LegalBasis,
-    OrganizationKind,
-    Role,
     Section,
     Urgency,
 )
@@ -54,7 +52,8 @@ from app.schemas.intake import (
     ReferralReceipt,
 )
 from app.services.access import audit
-from app.services.access.policy import DossierAccess, DossierNotFound, can_refer, load_dossier, visible
+from app.services.access.actions import Action, require
+from app.services.access.policy import DossierAccess, DossierNotFound, load_dossier, sees_residents, visible
 from app.services.dossiers.lifecycle import open_for_referral
 from app.services.dossiers.service import labels_for
 from app.services.events.outbox import emit
@@ -107,8 +106,7 @@ async def submit(
     now: datetime,
 ) -> Submitted:
     """POST /referrals, honouring Idempotency-Key (same key and body → the first answer again)."""
-    if not can_refer(principal):
-        raise Forbidden("Your role may not submit referrals.")
+    require(principal, Action.refer)
     digest = request_hash(body)
     if idempotency_key is not None:
         # Serialises concurrent retries of the same key; the loser replays the winner's answer.
@@ -526,12 +524,7 @@ async def list_for_dossier(
 
 
 def _may_identify(principal: Principal) -> bool:
-    return (
-        principal.kind == "user"
-        and Role.social_worker in principal.roles
-        and principal.organization_kind == OrganizationKind.comune
-        and principal.organization_comune_id is not None
-    )
+    return sees_residents(principal)  # the residence basis: a comune's social worker
 
 
 async def pending(session: AsyncSession, principal: Principal) -> list[tuple[Referral, list[Candidate]]]:

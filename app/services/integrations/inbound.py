@@ -37,7 +37,6 @@ from app.core.problems import (
     PROBLEM_TYPE_BASE,
     Conflict,
     FieldError,
-    Forbidden,
     MalformedBody,
     NotAuthenticated,
     NotFound,
@@ -51,6 +50,7 @@ from app.models import Dossier, DossierEntry, InboundEvent, InboundSender, Organ
 from app.schemas.common import Day, InputModel
 from app.schemas.intake import PersonInput, ReferralCreate
 from app.services.access import audit
+from app.services.access.actions import Action, require
 from app.services.events.timeline import add_event
 from app.services.intake import referrals
 from app.services.integrations import webhooks
@@ -153,15 +153,10 @@ class CreatedSender:
     secret: str
 
 
-def _require_coordinator(principal: Principal) -> None:
-    if principal.kind != "user" or not principal.is_coordinator:
-        raise Forbidden("Inbound senders are registered by the Ufficio di Piano's coordinators.")
-
-
 async def create_sender(
     session: AsyncSession, principal: Principal, security: Security, *, organization_id: uuid.UUID, name: str
 ) -> CreatedSender:
-    _require_coordinator(principal)
+    require(principal, Action.manage_inbound_senders)
     organization = await session.get(Organization, organization_id)
     if organization is None or organization.ambito_id != principal.ambito_id:
         raise field_error("body.organization_id", "Not an organization of the ambito", "unknown")
@@ -178,7 +173,7 @@ async def create_sender(
 
 
 async def list_senders(session: AsyncSession, principal: Principal) -> list[InboundSender]:
-    _require_coordinator(principal)
+    require(principal, Action.manage_inbound_senders)
     rows = await session.scalars(
         select(InboundSender).where(InboundSender.ambito_id == principal.ambito_id).order_by(InboundSender.id)
     )
@@ -186,7 +181,7 @@ async def list_senders(session: AsyncSession, principal: Principal) -> list[Inbo
 
 
 async def _own_sender(session: AsyncSession, principal: Principal, sender_id: uuid.UUID) -> InboundSender:
-    _require_coordinator(principal)
+    require(principal, Action.manage_inbound_senders)
     sender = await session.get(InboundSender, sender_id)
     if sender is None or sender.ambito_id != principal.ambito_id:
         raise SenderNotFound()
@@ -421,6 +416,7 @@ async def _discharge(
     return {"referral_id": str(receipt.id), "routed_to_pool": str(routed) if routed else None}
 
 
+# access: a signed ASST event names its dossier; nothing is shown to the sender
 async def _taking_charge(
     session: AsyncSession, principal: Principal, event: TakingCharge, started: bool, *, now: datetime
 ) -> dict[str, Any]:

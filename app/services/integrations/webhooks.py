@@ -27,12 +27,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from standardwebhooks.webhooks import Webhook
 
-from app.core.enums import DeliveryStatus, EventType, Scope, SubscriptionStatus
+from app.core.enums import DeliveryStatus, EventType, SubscriptionStatus
 from app.core.principal import Principal
-from app.core.problems import FieldError, Forbidden, NotFound, ValidationFailed, field_error
+from app.core.problems import FieldError, NotFound, ValidationFailed, field_error
 from app.core.security import Vault
 from app.core.settings import Settings
 from app.models import Organization, WebhookDelivery, WebhookSubscription
+from app.services.access.actions import Action, allowed, require
 from app.services.events.outbox import NOTIFY_CHANNEL
 
 SECRET_PREFIX = "whsec_"
@@ -116,15 +117,10 @@ def _is_ip(host: str) -> bool:
 
 def _managed_organization_ids(principal: Principal) -> frozenset[uuid.UUID] | None:
     """None: every organization of the ambito (coordinators); else the caller's own."""
-    if principal.kind == "user" and principal.is_coordinator:
+    if allowed(principal, Action.manage_ambito_webhooks):
         return None
-    if principal.kind == "user" and principal.is_org_admin:
-        return frozenset({principal.organization_id})
-    if principal.kind == "api_token" and Scope.webhooks_manage in principal.scopes:
-        return frozenset({principal.organization_id})
-    raise Forbidden(
-        "Webhooks are managed by coordinators, organization admins and tokens with webhooks:manage."
-    )
+    require(principal, Action.manage_own_webhooks)
+    return frozenset({principal.organization_id})
 
 
 async def _subscription(
@@ -265,6 +261,7 @@ async def delete_subscription(
     )
 
 
+# access: deliveries of the caller's own subscriptions: ids and types, no content
 async def list_deliveries(
     session: AsyncSession,
     principal: Principal,
@@ -294,6 +291,7 @@ async def list_deliveries(
     return (await session.scalars(statement.order_by(WebhookDelivery.id.desc()).limit(limit))).all()
 
 
+# access: a delivery of the caller's own subscription: ids and types, no content
 async def get_delivery(
     session: AsyncSession, principal: Principal, delivery_id: uuid.UUID
 ) -> WebhookDelivery:

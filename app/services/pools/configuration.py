@@ -12,9 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.enums import NeedArea
 from app.core.principal import Principal
-from app.core.problems import Conflict, FieldError, Forbidden, NotFound, ValidationFailed, field_error
+from app.core.problems import Conflict, FieldError, NotFound, ValidationFailed, field_error
 from app.models import Comune, Organization, Pool, PoolComune, PoolMember, RoutingRule, User
 from app.schemas.pools import PoolCreate, PoolMemberCreate, PoolUpdate, RoutingRuleCreate, RoutingRuleUpdate
+from app.services.access.actions import Action, require
 
 
 class PoolNotFound(NotFound):
@@ -27,11 +28,6 @@ class RuleNotFound(NotFound):
     slug = "rule-not-found"
     title_en = "Routing rule not found"
     title_it = "Regola di instradamento non trovata"
-
-
-def require_coordinator(principal: Principal) -> None:
-    if principal.kind != "user" or not principal.is_coordinator:
-        raise Forbidden("Pools and routing rules are configured by the Ufficio di Piano's coordinators.")
 
 
 async def get_pool(session: AsyncSession, principal: Principal, pool_id: uuid.UUID) -> Pool:
@@ -91,7 +87,7 @@ async def _check_comuni(
 
 
 async def create_pool(session: AsyncSession, principal: Principal, data: PoolCreate) -> Pool:
-    require_coordinator(principal)
+    require(principal, Action.configure_pools)
     if data.active_until is not None and data.active_until < data.active_from:
         raise field_error("body.active_until", "Before active_from", "date_order")
     await _check_comuni(session, principal.ambito_id, data.comune_ids, "body.comune_ids")
@@ -121,7 +117,7 @@ async def create_pool(session: AsyncSession, principal: Principal, data: PoolCre
 async def update_pool(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID, data: PoolUpdate
 ) -> Pool:
-    require_coordinator(principal)
+    require(principal, Action.configure_pools)
     pool = await get_pool(session, principal, pool_id)
     if data.name is not None:
         pool.name = data.name
@@ -151,7 +147,7 @@ async def update_pool(
 async def add_member(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID, data: PoolMemberCreate, *, now: datetime
 ) -> PoolMember:
-    require_coordinator(principal)
+    require(principal, Action.configure_pools)
     pool = await get_pool(session, principal, pool_id)
     organization = await session.get(Organization, data.organization_id)
     if organization is None or organization.ambito_id != pool.ambito_id:
@@ -177,7 +173,7 @@ async def remove_member(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID, member_id: uuid.UUID, *, now: datetime
 ) -> PoolMember:
     """Its people stop seeing the pool's dossiers on their next request."""
-    require_coordinator(principal)
+    require(principal, Action.configure_pools)
     pool = await get_pool(session, principal, pool_id)
     member = await session.scalar(
         select(PoolMember).where(PoolMember.id == member_id, PoolMember.pool_id == pool.id)
@@ -205,7 +201,7 @@ async def list_rules(session: AsyncSession, principal: Principal) -> Sequence[Ro
 
 
 async def create_rule(session: AsyncSession, principal: Principal, data: RoutingRuleCreate) -> RoutingRule:
-    require_coordinator(principal)
+    require(principal, Action.configure_pools)
     if data.min_age is not None and data.max_age is not None and data.min_age > data.max_age:
         raise field_error("body.max_age", "Smaller than min_age", "age_band")
     await _check_comuni(session, principal.ambito_id, data.comune_ids, "body.comune_ids")
@@ -245,7 +241,7 @@ async def create_rule(session: AsyncSession, principal: Principal, data: Routing
 async def update_rule(
     session: AsyncSession, principal: Principal, rule_id: uuid.UUID, data: RoutingRuleUpdate
 ) -> RoutingRule:
-    require_coordinator(principal)
+    require(principal, Action.configure_pools)
     rule = await session.get(RoutingRule, rule_id)
     if rule is None or rule.ambito_id != principal.ambito_id:
         raise RuleNotFound()

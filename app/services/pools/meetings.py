@@ -17,6 +17,7 @@ from app.core.problems import FieldError, Forbidden, NotFound, ValidationFailed
 from app.models import Dossier, DossierRouting, PoolMeeting, PoolMeetingItem, PoolMember, User
 from app.schemas.pools import MeetingCreate, MeetingItemUpdate
 from app.services.access import audit
+from app.services.access.actions import Action, allowed
 from app.services.access.policy import DossierNotFound, load_dossier, visible
 from app.services.events.timeline import add_event
 from app.services.pools.configuration import get_pool
@@ -46,12 +47,13 @@ async def _is_member(session: AsyncSession, principal: Principal, pool_id: uuid.
 async def _require_member_or_coordinator(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID
 ) -> None:
-    if principal.kind == "user" and principal.is_coordinator:
+    if allowed(principal, Action.oversee_meetings):
         return
     if not await _is_member(session, principal, pool_id):
         raise Forbidden("Meetings are for the pool's members and the coordinators.")
 
 
+# access: checks an agenda against the pool's routings; shows nothing itself
 async def _routed_here(
     session: AsyncSession, pool_id: uuid.UUID, dossier_ids: Sequence[uuid.UUID]
 ) -> set[uuid.UUID]:
@@ -138,7 +140,7 @@ async def get(
     meeting = await session.get(PoolMeeting, meeting_id)
     if meeting is None or meeting.ambito_id != principal.ambito_id:
         raise MeetingNotFound()
-    coordinator = principal.kind == "user" and principal.is_coordinator
+    coordinator = allowed(principal, Action.oversee_meetings)
     if not coordinator and not await _is_member(session, principal, meeting.pool_id):
         raise MeetingNotFound()
     statement = select(PoolMeetingItem).where(PoolMeetingItem.meeting_id == meeting.id)

@@ -51,7 +51,16 @@ from app.schemas.pools import (
     RuleEvaluationRead,
 )
 from app.services.access import audit
-from app.services.access.policy import NEED_AREA_LABEL, DossierAccess, DossierNotFound, load_dossier, visible
+from app.services.access.actions import Action, allowed
+from app.services.access.policy import (
+    NEED_AREA_LABEL,
+    DossierAccess,
+    DossierNotFound,
+    ambito_rows,
+    dossier_for_action,
+    load_dossier,
+    visible,
+)
 from app.services.dossiers.worklist import answer_overdue
 from app.services.events.outbox import emit
 from app.services.events.timeline import add_event
@@ -270,6 +279,7 @@ async def preview(
     )
 
 
+# access: the routing engine's inputs, for a dossier its caller holds
 async def facts_for(session: AsyncSession, dossier: Dossier, *, now: datetime) -> Facts:
     person = await session.get_one(Person, dossier.person_id)
     comune = await session.get_one(Comune, dossier.residence_comune_id)
@@ -285,6 +295,7 @@ async def facts_for(session: AsyncSession, dossier: Dossier, *, now: datetime) -
     )
 
 
+# access: routes a dossier its referral just opened; shows nothing
 async def route_referral(
     session: AsyncSession, principal: Principal, dossier: Dossier, referral: Referral, *, now: datetime
 ) -> Decision:
@@ -396,6 +407,7 @@ async def _route(
     return routing
 
 
+# access: routes a dossier its caller holds; shows nothing
 async def ensure_area(
     session: AsyncSession,
     principal: Principal,
@@ -453,6 +465,7 @@ async def _set_awaiting(session: AsyncSession, dossier: Dossier, awaiting: bool)
         set_committed_value(dossier, "awaiting_routing", awaiting)
 
 
+# access: which members the consent covers, to open their tasks; shows nothing
 async def _consenting_members(
     session: AsyncSession, dossier: Dossier, pool: Pool, *, now: datetime
 ) -> list[uuid.UUID]:
@@ -490,14 +503,10 @@ async def _for_routing(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> Dossier:
     """The dossier as the coordinator handles it: only its routing, none of its content."""
-    if principal.kind == "user" and principal.is_coordinator:
-        dossier = await session.scalar(
-            select(Dossier)
-            .where(Dossier.id == dossier_id, Dossier.ambito_id == principal.ambito_id)
-            .with_for_update()
+    if allowed(principal, Action.oversee_routing):
+        dossier = await dossier_for_action(
+            session, principal, dossier_id, Action.oversee_routing, for_update=True
         )
-        if dossier is None:
-            raise DossierNotFound()
         return dossier
     await load_dossier(session, principal, dossier_id, now=now)  # 404 if invisible
     raise Forbidden("Routing is changed by the Ufficio di Piano's coordinators.")
@@ -633,7 +642,7 @@ async def transfer_routing(
 async def routings_of(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> list[tuple[DossierRouting, Sequence[RoutingTask]]]:
-    if principal.kind == "user" and principal.is_coordinator:
+    if allowed(principal, Action.oversee_routing):
         dossier = await _for_routing(session, principal, dossier_id, now=now)
     else:
         dossier = (await load_dossier(session, principal, dossier_id, now=now)).dossier
@@ -762,12 +771,12 @@ class Queue:
 
 
 async def coordinator_queue(session: AsyncSession, principal: Principal, *, now: datetime) -> Queue:
-    if principal.kind != "user" or not principal.is_coordinator:
-        raise Forbidden("The routing queue is the coordinators'.")
     unrouted = (
         await session.scalars(
             select(Dossier)
-            .where(Dossier.ambito_id == principal.ambito_id, Dossier.awaiting_routing)
+            .where(
+                ambito_rows(principal, Action.oversee_routing, Dossier.ambito_id), Dossier.awaiting_routing
+            )
             .order_by(Dossier.id)
             .limit(500)
         )
@@ -775,7 +784,9 @@ async def coordinator_queue(session: AsyncSession, principal: Principal, *, now:
     overdue = (
         await session.scalars(
             select(RoutingTask)
-            .where(RoutingTask.ambito_id == principal.ambito_id, *answer_overdue(now))
+            .where(
+                ambito_rows(principal, Action.oversee_routing, RoutingTask.ambito_id), *answer_overdue(now)
+            )
             .order_by(RoutingTask.due_at, RoutingTask.id)
             .limit(500)
         )
