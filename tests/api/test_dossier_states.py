@@ -128,7 +128,14 @@ class TestOptimisticConcurrency:
         )
         assert response.status_code == 422
         assert response.json()["errors"][0]["field"] == "body.case_manager_user_id"
-        assert AS_INZAGO  # Inzago's social worker is a valid choice (see test_dossier_access)
+        # A social worker of another comune of the ambito is a valid choice; the refusal wrote nothing.
+        assigned = await demo.client.patch(
+            f"/api/v1/dossiers/{case.dossier_id}",
+            headers={**await demo.headers(AS_MELZO), "If-Match": '"1"'},
+            json={"case_manager_user_id": str(demo.users[AS_INZAGO])},
+        )
+        assert assigned.status_code == 200, assigned.text
+        assert assigned.json()["case_manager_user_id"] == str(demo.users[AS_INZAGO])
 
 
 async def test_the_household_is_kept_in_the_registry(demo: Demo, case: Case) -> None:

@@ -59,10 +59,11 @@ class TestRouting:
         dossier_id = await work_referral(demo, session)
         [routed] = await routings(demo, dossier_id)
         assert routed["pool_id"] == await pool_id(demo, WORK_POOL)
-        assert (
-            "Lavoro: Melzo e comuni vicini" in routed["explanation"]["summary"]
-            or routed["explanation"]["rule_id"]
-        )
+        explanation = routed["explanation"]
+        [chosen] = [r for r in explanation["rules"] if r["rule_id"] == explanation["rule_id"]]
+        assert chosen["matched"] is True
+        assert chosen["name"] == "Lavoro: Melzo e comuni vicini"
+        assert WORK_POOL in explanation["summary"]
         # each member organization covered by the consent is asked for its part
         asked = {t["organization_id"] for t in routed["tasks"]}
         assert asked == {
