@@ -15,7 +15,6 @@ from fastapi.responses import PlainTextResponse
 from app.api.deps import IfMatch, NowDep, PageDep, PrincipalDep, SessionDep, if_match_version
 from app.core.enums import DossierState, NeedArea, Section
 from app.core.pagination import encode_cursor
-from app.models import Person
 from app.schemas.intake import (
     AccessLog,
     AccessLogEntry,
@@ -43,9 +42,9 @@ from app.schemas.intake import (
     TimelineEvent,
     TransitionCreate,
 )
-from app.services.access.policy import DossierAccess
 from app.services.dossiers import break_glass, consents, entries, lifecycle, participants, worklist
 from app.services.dossiers import service as dossiers
+from app.services.dossiers.views import DossierView
 from app.services.intake import referrals, registry
 
 router = APIRouter(prefix="/api/v1/dossiers", tags=["dossiers"])
@@ -63,14 +62,14 @@ def _cursor(after: uuid.UUID | None) -> str | None:
     return encode_cursor(after) if after else None
 
 
-def _dossier_read(access: DossierAccess, person: Person, response: Response) -> DossierRead:
-    dossier = access.dossier
+def _dossier_read(view: DossierView, response: Response) -> DossierRead:
+    access, person, dossier = view.access, view.person, view.access.dossier
     response.headers["ETag"] = f'"{dossier.version}"'
     return DossierRead(
         id=dossier.id,
         state=dossier.state,
         compartment=dossier.compartment,
-        need_areas=dossiers.visible_need_areas(access),
+        need_areas=view.need_areas,
         urgency=dossier.urgency,
         person=PersonSummary.model_validate(person),
         residence_comune_id=dossier.residence_comune_id,
@@ -146,8 +145,8 @@ def _list_item(row: dict[str, Any]) -> dict[str, Any]:
 async def get_dossier(
     principal: PrincipalDep, session: SessionDep, now: NowDep, dossier_id: uuid.UUID, response: Response
 ) -> DossierRead:
-    access, person = await dossiers.get(session, principal, dossier_id, now=now)
-    return _dossier_read(access, person, response)
+    view = await dossiers.get(session, principal, dossier_id, now=now)
+    return _dossier_read(view, response)
 
 
 @router.patch(
@@ -169,10 +168,8 @@ async def update_dossier(
     if_match: IfMatch = None,
 ) -> DossierRead:
     expected = if_match_version(if_match)
-    access, person = await dossiers.update(
-        session, principal, dossier_id, body, expected_version=expected, now=now
-    )
-    return _dossier_read(access, person, response)
+    view = await dossiers.update(session, principal, dossier_id, body, expected_version=expected, now=now)
+    return _dossier_read(view, response)
 
 
 @router.post(
@@ -191,8 +188,8 @@ async def transition_dossier(
     body: TransitionCreate,
     response: Response,
 ) -> DossierRead:
-    access, person = await lifecycle.transition(session, principal, dossier_id, body, now=now)
-    return _dossier_read(access, person, response)
+    view = await lifecycle.transition(session, principal, dossier_id, body, now=now)
+    return _dossier_read(view, response)
 
 
 @router.get("/{dossier_id}/timeline", responses=_DOSSIER, summary="What happened to the dossier, in order")

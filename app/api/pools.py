@@ -162,19 +162,17 @@ async def preview_routing(
 @routing_router.get("/routing/queue", responses=_COORDINATOR, summary="Unrouted dossiers and overdue answers")
 async def coordinator_queue(principal: PrincipalDep, session: SessionDep, now: NowDep) -> CoordinatorQueue:
     queue = await routing.coordinator_queue(session, principal, now=now)
-    unrouted = []
-    for dossier in queue.unrouted:
-        areas, special = routing.shareable_need_areas(dossier.need_areas)
-        unrouted.append(
-            QueueUnrouted(
-                dossier_id=dossier.id,
-                residence_comune_id=dossier.residence_comune_id,
-                urgency=dossier.urgency,
-                need_areas=areas,
-                has_special_categories=special,
-                opened_at=dossier.opened_at,
-            )
+    unrouted = [
+        QueueUnrouted(
+            dossier_id=item.dossier.id,
+            residence_comune_id=item.dossier.residence_comune_id,
+            urgency=item.dossier.urgency,
+            need_areas=item.need_areas,
+            has_special_categories=item.has_special_categories,
+            opened_at=item.dossier.opened_at,
         )
+        for item in queue.unrouted
+    ]
     overdue = [
         QueueOverdue(task=_task_read(t, now), days_overdue=max(0, (now - t.due_at).days))
         for t in queue.overdue

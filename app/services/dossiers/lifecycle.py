@@ -30,6 +30,7 @@ from app.services.access.policy import (
     DossierAccess,
     load_dossier,
 )
+from app.services.dossiers.views import DossierView, view_of
 from app.services.events.outbox import emit
 from app.services.events.timeline import add_event
 
@@ -151,7 +152,7 @@ async def transition(
     data: TransitionCreate,
     *,
     now: datetime,
-) -> tuple[DossierAccess, Person]:
+) -> DossierView:
     access = await load_dossier(session, principal, dossier_id, now=now, for_update=True)
     require_case_management(access)
     dossier = access.dossier
@@ -192,7 +193,7 @@ async def transition(
         dossier_id=dossier.id,
         now=now,
     )
-    return access, await session.get_one(Person, dossier.person_id)
+    return await view_of(session, access)
 
 
 # ---------------------------------------------------------------------------------------------

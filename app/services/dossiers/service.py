@@ -25,7 +25,6 @@ from app.models import (
     AuditEvent,
     Dossier,
     DossierEvent,
-    Person,
     User,
 )
 from app.schemas.intake import DossierUpdate
@@ -33,11 +32,11 @@ from app.services.access import audit
 from app.services.access.actions import Action, allowed
 from app.services.access.policy import (
     NEED_AREA_LABEL,
-    DossierAccess,
     dossier_for_action,
     load_dossier,
 )
 from app.services.dossiers.lifecycle import require_case_management
+from app.services.dossiers.views import DossierView, view_of
 from app.services.events.timeline import add_event
 
 # ---------------------------------------------------------------------------------------------
@@ -46,9 +45,8 @@ from app.services.events.timeline import add_event
 
 async def get(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
-) -> tuple[DossierAccess, Person]:
+) -> DossierView:
     access = await load_dossier(session, principal, dossier_id, now=now)
-    person = await session.get_one(Person, access.dossier.person_id)
     await audit.record(
         session,
         principal,
@@ -58,7 +56,7 @@ async def get(
         dossier_id=dossier_id,
         now=now,
     )
-    return access, person
+    return await view_of(session, access)
 
 
 async def timeline(
@@ -91,7 +89,7 @@ async def update(
     *,
     expected_version: int | None,
     now: datetime,
-) -> tuple[DossierAccess, Person]:
+) -> DossierView:
     access = await load_dossier(session, principal, dossier_id, now=now, for_update=True)
     require_case_management(access)
     dossier = access.dossier
@@ -132,7 +130,7 @@ async def update(
         dossier_id=dossier.id,
         now=now,
     )
-    return access, await session.get_one(Person, dossier.person_id)
+    return await view_of(session, access)
 
 
 def _str(value: uuid.UUID | None) -> str | None:
@@ -152,10 +150,6 @@ async def _check_case_manager(session: AsyncSession, dossier: Dossier, user_id: 
             "Must be an active social worker of the ambito",
             "invalid_case_manager",
         )
-
-
-def visible_need_areas(access: DossierAccess) -> list[NeedArea]:
-    return [NeedArea(a) for a in access.visible_need_areas(access.dossier.need_areas)]
 
 
 def labels_for(need_areas: Sequence[str]) -> set[ConfidentialityLabel]:

@@ -765,8 +765,18 @@ def is_overdue(task: RoutingTask, now: datetime) -> bool:
 
 
 @dataclass(frozen=True)
+class Unrouted:
+    """A dossier no rule routed, as the coordinator sees it: its plain need areas, and only the
+    fact that it has special categories (`shareable_need_areas`)."""
+
+    dossier: Dossier
+    need_areas: list[NeedArea]
+    has_special_categories: bool
+
+
+@dataclass(frozen=True)
 class Queue:
-    unrouted: Sequence[Dossier]
+    unrouted: Sequence[Unrouted]
     overdue: Sequence[RoutingTask]
 
 
@@ -799,7 +809,8 @@ async def coordinator_queue(session: AsyncSession, principal: Principal, *, now:
         dossier_ids=[d.id for d in unrouted] + [t.dossier_id for t in overdue],  # in each one's access log
         now=now,
     )
-    return Queue(unrouted=unrouted, overdue=overdue)
+    shown = [Unrouted(d, *shareable_need_areas(d.need_areas)) for d in unrouted]
+    return Queue(unrouted=shown, overdue=overdue)
 
 
 def shareable_need_areas(need_areas: Sequence[str]) -> tuple[list[NeedArea], bool]:
