@@ -358,10 +358,18 @@ class TestSections:
             response = await demo.client.get(url, headers=solleva)
             assert response.status_code == 403, url
             assert "affitto" not in response.text
+        hidden = await demo.client.get(f"{base}/entries?section=health", headers=solleva)
+        assert hidden.json()["type"].endswith("/section-forbidden")
+        # A section she reads but may not change says so, in Italian too: not "not visible".
         write = await demo.client.post(
-            f"{base}/entries", headers=solleva, json={"section": "registry", "text": "x"}
+            f"{base}/entries",
+            headers={**solleva, "Accept-Language": "it"},
+            json={"section": "registry", "text": "x"},
         )
         assert write.status_code == 403
+        assert write.json()["type"].endswith("/section-read-only")
+        assert write.json()["title"] == "Questa sezione della cartella non è modificabile per il tuo ruolo"
+        assert "non modificarla" in write.json()["detail"]
 
     async def test_only_who_manages_the_case_moves_it(self, demo: Demo, ids: Ids) -> None:
         response = await demo.client.post(

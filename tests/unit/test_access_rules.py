@@ -48,7 +48,13 @@ POLICY_NAMES = {
     name
     for name, value in vars(policy_module).items()
     if not name.startswith("_") and getattr(value, "__module__", None) == policy_module.__name__
-} - {"DossierNotFound", "SectionForbidden", "Visibility", "Party"}  # errors and types are no gate
+} - {
+    "DossierNotFound",
+    "SectionForbidden",
+    "SectionNotModifiable",
+    "Visibility",
+    "Party",
+}  # errors and types are no gate
 POLICY_NAMES |= {"policy"}
 
 

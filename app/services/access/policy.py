@@ -496,9 +496,17 @@ class DossierAccess:
         return self.sections.get(section) == WRITE
 
     def require(self, section: Section, *, write: bool = False) -> None:
-        if not (self.can_write(section) if write else self.can_read(section)):
-            verb = "change" if write else "see"
-            raise SectionForbidden(f"You may not {verb} the {section.value} section of this dossier.")
+        """403 unless the section is readable (or, with `write`, modifiable) for this principal."""
+        if not self.can_read(section):
+            raise SectionForbidden(
+                f"You may not see the {section.value} section of this dossier.",
+                detail_it=f"Non puoi vedere la sezione «{section.value}» di questa cartella.",
+            )
+        if write and not self.can_write(section):
+            raise SectionNotModifiable(
+                f"You may read the {section.value} section of this dossier, not change it.",
+                detail_it=f"Puoi leggere la sezione «{section.value}» di questa cartella, non modificarla.",
+            )
 
     @property
     def is_institutional(self) -> bool:
@@ -548,6 +556,12 @@ class SectionForbidden(Forbidden):
     slug = "section-forbidden"
     title_en = "This section of the dossier is not visible to you"
     title_it = "Questa sezione della cartella non è visibile per il tuo ruolo"
+
+
+class SectionNotModifiable(Forbidden):
+    slug = "section-read-only"
+    title_en = "This section of the dossier is not modifiable by you"
+    title_it = "Questa sezione della cartella non è modificabile per il tuo ruolo"
 
 
 async def load_dossier(
