@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import migrations
@@ -25,7 +26,7 @@ from app.core.enums import OrganizationKind, Role
 from app.core.logging import configure_logging
 from app.core.passwords import MIN_PASSWORD_LENGTH
 from app.core.security import Security
-from app.core.settings import Environment, Settings, get_settings
+from app.core.settings import Environment, Settings, describe_invalid, get_settings
 from app.services.platform.bootstrap import BootstrapError
 
 logger = logging.getLogger("snodo.cli")
@@ -349,7 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        lines = describe_invalid(error)
+        print(f"snodo: {len(lines)} setting(s) to fix before starting:", file=sys.stderr)
+        for line in lines:
+            print(f"  - {line}", file=sys.stderr)
+        return 2
     configure_logging(settings.log_level, as_json=settings.log_json)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)

@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, HttpUrl, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, Field, HttpUrl, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -120,20 +120,29 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
-        if self.environment == Environment.production:
-            if self.jwt_secret is None:
-                raise ValueError("SNODO_JWT_SECRET is required in production")
-            if self.data_key is None:
-                raise ValueError("SNODO_DATA_KEY is required in production")
-            if self.database_url is None:
-                raise ValueError(
-                    "DATABASE_URL is required in production (the embedded database is for development)"
-                )
-            # Whoever can alter a JWKS response can mint tokens: keys travel over TLS only.
-            plain = [i.issuer for i in self.oidc_issuers if i.jwks_url.scheme != "https"]
-            if plain:
-                raise ValueError(f"jwks_url must be https in production (issuers: {plain})")
+        problems = self.production_problems()
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
+
+    def production_problems(self) -> list[str]:
+        """Every setting production needs and lacks, each in one line (all at once, not one per run)."""
+        if self.environment != Environment.production:
+            return []
+        problems = []
+        if self.jwt_secret is None:
+            problems.append("SNODO_JWT_SECRET is required in production (at least 32 characters)")
+        if self.data_key is None:
+            problems.append("SNODO_DATA_KEY is required in production (a Fernet key, see the README)")
+        if self.database_url is None:
+            problems.append(
+                "DATABASE_URL is required in production (the embedded database is for development)"
+            )
+        # Whoever can alter a JWKS response can mint tokens: keys travel over TLS only.
+        plain = [i.issuer for i in self.oidc_issuers if i.jwks_url.scheme != "https"]
+        if plain:
+            problems.append(f"SNODO_OIDC_ISSUERS: jwks_url must be https in production (issuers: {plain})")
+        return problems
 
     @property
     def pgdata_dir(self) -> Path:
@@ -151,3 +160,17 @@ def normalise_database_url(url: str) -> str:
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe_invalid(error: ValidationError) -> list[str]:
+    """One line per wrong setting, named as it is set (`SNODO_…` or `DATABASE_URL`)."""
+    lines = []
+    for item in error.errors():
+        if not item["loc"]:  # the production check: its lines are joined in one message
+            message = str(item["msg"]).removeprefix("Value error, ")
+            lines.extend(message.split("; "))
+            continue
+        name = str(item["loc"][0])
+        variable = "DATABASE_URL" if name in ("database_url", "DATABASE_URL") else f"SNODO_{name.upper()}"
+        lines.append(f"{variable}: {str(item['msg']).removeprefix('Value error, ')}")
+    return lines
