@@ -23,4 +23,6 @@ USER snodo
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
-CMD ["snodo", "serve", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
+# Behind a reverse proxy, set SNODO_TRUSTED_PROXIES to its addresses (JSON list): only then are its
+# X-Forwarded-* headers believed.
+CMD ["snodo", "serve", "--host", "0.0.0.0", "--port", "8000"]

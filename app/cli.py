@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import migrations
-from app.core.embedded import EmbeddedPostgres
+from app.core.embedded import EmbeddedPostgres, EmbeddedUnavailable
 from app.core.enums import OrganizationKind, Role
 from app.core.logging import configure_logging
 from app.core.passwords import MIN_PASSWORD_LENGTH
@@ -79,8 +79,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "log_config": None,
             "access_log": False,
             "server_header": False,
-            "proxy_headers": args.proxy_headers,
-            "forwarded_allow_ips": args.forwarded_allow_ips,
+            **forwarding(settings, args.forwarded_allow_ips),
         }
         if args.workers == 1:
             uvicorn.run(create_app(effective), **options)
@@ -291,8 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="server processes, each with its own connection pool (default 1)",
     )
-    serve.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-* headers")
-    serve.add_argument("--forwarded-allow-ips", default="127.0.0.1")
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="ADDRESSES",
+        help="comma-separated proxy addresses (or CIDR) whose X-Forwarded-* headers are believed "
+        "(default: SNODO_TRUSTED_PROXIES, else none)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     worker = commands.add_parser("worker", help="deliver webhooks (several can run at once)")
@@ -348,6 +352,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def forwarding(settings: Settings, override: str | None) -> dict[str, Any]:
+    """uvicorn's proxy options: X-Forwarded-* believed only from the trusted proxies (from anyone,
+    a client could pick its own address and escape the per-address login throttling)."""
+    trusted = override or ",".join(settings.trusted_proxies)
+    return {"proxy_headers": bool(trusted), "forwarded_allow_ips": trusted or "127.0.0.1"}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -363,7 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         code: int = args.handler(args, settings)
-    except BootstrapError as error:
+    except (BootstrapError, EmbeddedUnavailable) as error:
         print(f"snodo: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

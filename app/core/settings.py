@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     environment: Environment = Environment.development
     database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")
     data_dir: Path = Path("./var")
+    # The reverse proxies whose X-Forwarded-For/-Proto snodo believes (addresses or CIDR blocks).
+    # Empty: none; the client address is the TCP peer's. Never "*" behind an open port.
+    trusted_proxies: list[str] = Field(default_factory=list, max_length=50)
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)

@@ -115,3 +115,13 @@ def test_a_wrong_value_is_named_by_its_variable(
     err = capsys.readouterr().err
     assert "  - SNODO_DB_POOL_SIZE: " in err
     assert "  - SNODO_JWT_SECRET: SNODO_JWT_SECRET must be at least 32 characters" in err
+
+
+def test_forwarded_headers_are_believed_only_from_the_trusted_proxies() -> None:
+    from app.cli import forwarding
+    from app.core.settings import Settings
+
+    assert forwarding(Settings(), None) == {"proxy_headers": False, "forwarded_allow_ips": "127.0.0.1"}
+    proxied = Settings(trusted_proxies=["10.0.0.5", "10.1.0.0/16"])
+    assert forwarding(proxied, None) == {"proxy_headers": True, "forwarded_allow_ips": "10.0.0.5,10.1.0.0/16"}
+    assert forwarding(proxied, "192.0.2.1")["forwarded_allow_ips"] == "192.0.2.1"
