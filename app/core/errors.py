@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -156,29 +157,58 @@ TRANSIENT = frozenset(
         "40001",  # serialization_failure
     }
 )
+# PostgreSQL is stopping, restarting or starting up: the request's connection is gone or none
+# could be opened; nothing of the request was committed.
+UNAVAILABLE = frozenset(
+    {
+        "57P01",  # admin_shutdown: pg_ctl stop -m fast terminated the backend
+        "57P02",  # crash_shutdown: pg_ctl stop -m immediate
+        "57P03",  # cannot_connect_now: the database system is starting up / shutting down
+    }
+)
+LOST_DETAIL = {
+    "en": "The connection to the database was lost before the request finished. Send it again.",
+    "it": "La connessione al database si è interrotta prima della fine della richiesta. Inviatela di nuovo.",
+}
+UNREACHABLE_DETAIL = {
+    "en": "The database cannot be reached now; nothing was changed. Send the request again.",
+    "it": "Il database non è raggiungibile ora; nulla è stato modificato. Inviate di nuovo la richiesta.",
+}
+BUSY_DETAIL = {
+    "en": "The database could not finish the request now; nothing was changed. Send it again.",
+    "it": "Il database non ha potuto completare la richiesta; nulla è stato modificato. Inviatela di nuovo.",
+}
 RETRY_AFTER_S = "5"
 
 
 async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
-    """A statement that ran out of time or lost a deadlock, a pool with no free connection, or a
-    connection lost (PostgreSQL restarted, the backend terminated) is a 503 to retry; any other
-    database error is a bug (500)."""
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+    """A statement that ran out of time or lost a deadlock, a pool with no free connection, a
+    connection lost (PostgreSQL restarted, the backend terminated) or one that cannot be opened
+    (PostgreSQL stopped, starting up or shutting down) is a 503 to retry; any other database
+    error is a bug (500)."""
+    language = _language(request)
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
+    cause = getattr(orig, "__cause__", None)
+    if (isinstance(exc, DBAPIError) and exc.connection_invalidated) or isinstance(
+        exc, asyncpg.PostgresConnectionError | asyncpg.InterfaceError
+    ):
         logger.warning("database connection lost", extra={"path": request.url.path, "sqlstate": sqlstate})
-        lost = Busy(
-            "The connection to the database was lost before the request finished. Send it again.",
-            headers={"Retry-After": RETRY_AFTER_S},
-        )
-        return await _handle_problem(request, lost)
-    if isinstance(exc, PoolTimeout) or sqlstate in TRANSIENT:
+        detail = LOST_DETAIL
+    elif (
+        isinstance(exc, OSError | asyncpg.CannotConnectNowError)
+        or isinstance(cause, OSError | asyncpg.PostgresConnectionError)
+        or sqlstate in UNAVAILABLE
+    ):
+        logger.warning("database unavailable", extra={"path": request.url.path, "sqlstate": sqlstate})
+        detail = UNREACHABLE_DETAIL
+    elif isinstance(exc, PoolTimeout) or sqlstate in TRANSIENT:
         logger.warning("database busy", extra={"path": request.url.path, "sqlstate": sqlstate})
-        busy = Busy(
-            "The database could not finish the request now; nothing was changed. Send it again.",
-            headers={"Retry-After": RETRY_AFTER_S},
-        )
-        return await _handle_problem(request, busy)
-    return await _handle_unexpected(request, exc)
+        detail = BUSY_DETAIL
+    else:
+        return await _handle_unexpected(request, exc)
+    busy = Busy(detail[language], headers={"Retry-After": RETRY_AFTER_S})
+    return await _handle_problem(request, busy)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -187,4 +217,9 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _handle_validation)
     app.add_exception_handler(DBAPIError, _handle_database)
     app.add_exception_handler(PoolTimeout, _handle_database)
+    # Raised as they are, not wrapped by SQLAlchemy, when a new connection cannot be opened:
+    # refused or no socket (OSError), "the database system is starting up" (CannotConnectNowError).
+    app.add_exception_handler(OSError, _handle_database)
+    app.add_exception_handler(asyncpg.PostgresError, _handle_database)
+    app.add_exception_handler(asyncpg.InterfaceError, _handle_database)
     app.add_exception_handler(Exception, _handle_unexpected)
