@@ -196,7 +196,8 @@ async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
         logger.warning("database connection lost", extra={"path": request.url.path, "sqlstate": sqlstate})
         detail = LOST_DETAIL
     elif (
-        isinstance(exc, OSError | asyncpg.CannotConnectNowError)
+        (isinstance(exc, OSError) and _raised_by_the_driver(exc))
+        or isinstance(exc, asyncpg.CannotConnectNowError)
         or isinstance(cause, OSError | asyncpg.PostgresConnectionError)
         or sqlstate in UNAVAILABLE
     ):
@@ -209,6 +210,18 @@ async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
         return await _handle_unexpected(request, exc)
     busy = Busy(detail[language], headers={"Retry-After": RETRY_AFTER_S})
     return await _handle_problem(request, busy)
+
+
+def _raised_by_the_driver(exc: BaseException) -> bool:
+    """An OSError from opening a database connection (asyncpg or SQLAlchemy's pool in its
+    traceback), not one of ours: those stay 500s, bugs to see."""
+    frame = exc.__traceback__
+    while frame is not None:
+        module = str(frame.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(("asyncpg", "sqlalchemy")):
+            return True
+        frame = frame.tb_next
+    return False
 
 
 def install_error_handlers(app: FastAPI) -> None:
