@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse
 
 from app.api.deps import get_database
 from app.schemas.platform import Liveness, Readiness
@@ -35,3 +36,9 @@ async def liveness_head() -> Liveness:
 @router.head("/readyz", include_in_schema=False)
 async def readiness_head(request: Request) -> Readiness:
     return await readiness(request)
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """The bare address leads to the interactive API documentation."""
+    return RedirectResponse("/docs", status_code=307)
