@@ -78,21 +78,26 @@ def test_production_needs_a_jwt_secret_and_a_database() -> None:
         Settings(environment=Environment.production, database_url="postgresql://db/snodo")
 
 
-def test_production_start_up_names_every_missing_setting_at_once(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _migrate_with_fresh_settings() -> int:
+    """`snodo migrate` reading the environment as it is now (settings are cached per process)."""
     from app.cli import main
     from app.core.settings import get_settings
 
+    get_settings.cache_clear()
+    try:
+        return main(["migrate"])
+    finally:
+        get_settings.cache_clear()
+
+
+def test_production_start_up_names_every_missing_setting_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("DATABASE_URL", "SNODO_JWT_SECRET", "SNODO_DATA_KEY", "SNODO_OIDC_ISSUERS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("SNODO_ENVIRONMENT", "production")
     monkeypatch.setenv("SNODO_DB_POOL_SIZE", "20")
-    get_settings.cache_clear()
-    try:
-        assert main(["migrate"]) == 2
-    finally:
-        get_settings.cache_clear()
+    assert _migrate_with_fresh_settings() == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "snodo: 3 setting(s) to fix before starting:"
     assert [line.split()[1] for line in lines[1:]] == ["SNODO_JWT_SECRET", "SNODO_DATA_KEY", "DATABASE_URL"]
@@ -102,16 +107,9 @@ def test_production_start_up_names_every_missing_setting_at_once(
 def test_a_wrong_value_is_named_by_its_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from app.cli import main
-    from app.core.settings import get_settings
-
     monkeypatch.setenv("SNODO_DB_POOL_SIZE", "twenty")
     monkeypatch.setenv("SNODO_JWT_SECRET", "short")
-    get_settings.cache_clear()
-    try:
-        assert main(["migrate"]) == 2
-    finally:
-        get_settings.cache_clear()
+    assert _migrate_with_fresh_settings() == 2
     err = capsys.readouterr().err
     assert "  - SNODO_DB_POOL_SIZE: " in err
     assert "  - SNODO_JWT_SECRET: SNODO_JWT_SECRET must be at least 32 characters" in err
