@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from app.main import ROUTERS
 
 PUBLIC = {
+    ("GET", "/"),  # a redirect to /docs
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("HEAD", "/healthz"),
