@@ -337,6 +337,7 @@ class Visibility:
 
 
 def visibility(principal: Principal, now: Moment) -> Visibility | None:
+    """Where the principal sees dossiers: ambito, compartments, bases; None without section rights."""
     rights = section_rights(principal)
     if not rights:
         return None

@@ -76,6 +76,7 @@ class ImmutableFinal(Conflict):
 async def instrument(
     session: AsyncSession, kind: InstrumentKind, version: int | None = None
 ) -> Instrument | None:
+    """The instrument of this kind at that version, or the active one without a version; or None."""
     statement = select(Instrument).where(Instrument.kind == kind)
     statement = (
         statement.where(Instrument.version == version)
@@ -86,6 +87,7 @@ async def instrument(
 
 
 async def active_instrument(session: AsyncSession, kind: InstrumentKind) -> Instrument:
+    """The active instrument of this kind; raises if none, as the migrations seed one."""
     found = await instrument(session, kind)
     if found is None:  # seeded by the migrations: missing means a broken install
         raise RuntimeError(f"no active {kind} instrument")
@@ -93,6 +95,7 @@ async def active_instrument(session: AsyncSession, kind: InstrumentKind) -> Inst
 
 
 def competences_of(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """The list of competences in an instrument's definition."""
     return list(definition["competences"])
 
 
@@ -241,6 +244,7 @@ async def create_pre_assessment(
     *,
     now: datetime,
 ) -> PreAssessmentView:
+    """Record a pre-assessment interview on a dossier; writers of the assessment section only."""
     access = await _assessment_access(session, principal, dossier_id, now=now, write=True)
     tool = await instrument(session, InstrumentKind.pre_assessment, data.instrument_version)
     if tool is None or (data.instrument_version is not None and not tool.active and data.corrects_id is None):
@@ -318,6 +322,7 @@ async def _load_pre(
 async def get_pre_assessment(
     session: AsyncSession, principal: Principal, pre_id: uuid.UUID, *, now: datetime
 ) -> PreAssessmentView:
+    """Read one pre-assessment, audited as a read of the assessment section."""
     pre, _ = await _load_pre(session, principal, pre_id, now=now)
     await audit.record(
         session,
@@ -335,6 +340,7 @@ async def get_pre_assessment(
 async def list_pre_assessments(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> list[PreAssessmentView]:
+    """List a dossier's pre-assessments, audited as a list of the assessment section."""
     await _assessment_access(session, principal, dossier_id, now=now)
     items = (
         await session.scalars(
@@ -405,6 +411,7 @@ async def finalize(
     expected_version: int | None,
     now: datetime,
 ) -> PreAssessmentView:
+    """Make a pre-assessment final, refusing a stale expected version."""
     pre, access = await _load_pre(session, principal, pre_id, now=now, write=True)
     if expected_version is not None and pre.version != expected_version:
         raise PreconditionFailed(f"You read version {expected_version}; it is now at {pre.version}.")
@@ -445,6 +452,7 @@ async def evaluate(
     *,
     now: datetime,
 ) -> CompetenceEvaluation:
+    """Record a competence evaluation on a dossier with the active competence instrument."""
     access = await _assessment_access(session, principal, dossier_id, now=now, write=True)
     tool = await instrument(session, InstrumentKind.competence, data.instrument_version)
     if tool is None or not tool.active:

@@ -32,6 +32,7 @@ class BreakGlassNotFound(NotFound):
 async def open_access(
     session: AsyncSession, principal: Principal, data: BreakGlassCreate, *, now: datetime
 ) -> BreakGlass:
+    """Open break-glass access to a dossier (by id or codice fiscale), recorded for review."""
     require(principal, Action.open_break_glass)
     if (data.dossier_id is None) == (data.fiscal_code is None):
         raise field_error("body.dossier_id", "Give the dossier id or the person's codice fiscale", "missing")
@@ -75,6 +76,7 @@ async def open_access(
 async def for_review(
     session: AsyncSession, principal: Principal, page: PageRequest, *, unreviewed_only: bool
 ) -> tuple[Sequence[BreakGlass], uuid.UUID | None]:
+    """One page of the ambito's break-glass grants to review, optionally unreviewed only."""
     require(principal, Action.review_break_glass)
     statement = select(BreakGlass).where(BreakGlass.ambito_id == principal.ambito_id)
     if unreviewed_only:
@@ -91,6 +93,7 @@ async def for_review(
 async def review(
     session: AsyncSession, principal: Principal, grant_id: uuid.UUID, data: BreakGlassReview, *, now: datetime
 ) -> BreakGlass:
+    """Mark a break-glass grant of the ambito as reviewed, with the reviewer's note."""
     require(principal, Action.review_break_glass)
     grant = await session.get(BreakGlass, grant_id)
     if grant is None or grant.ambito_id != principal.ambito_id:

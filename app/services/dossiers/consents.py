@@ -36,6 +36,7 @@ def _require_manager(access: DossierAccess) -> None:
 async def list_for_dossier(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> Sequence[Consent]:
+    """List the consents and legal bases of the dossier's person; needs the registry section, audited."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     access.require(Section.registry)
     rows = (
@@ -58,6 +59,7 @@ async def list_for_dossier(
 async def record(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, data: ConsentCreate, *, now: datetime
 ) -> Consent:
+    """Record a consent or legal basis for the dossier's person; case manager or residence worker."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     _require_manager(access)
     if not data.organization_kinds and not data.organization_ids:
@@ -132,6 +134,7 @@ async def revoke(
     *,
     now: datetime,
 ) -> Consent:
+    """Revoke a consent of the dossier's person; the case manager or the residence worker only."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     _require_manager(access)
     consent = await session.scalar(

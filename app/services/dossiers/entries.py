@@ -28,6 +28,7 @@ class EntryNotFound(NotFound):
 async def add(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, data: EntryCreate, *, now: datetime
 ) -> DossierEntry:
+    """Add an entry to a section of a dossier the principal may write; a label must belong to that section."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     access.require(data.section, write=True)
     if data.label is not None and LABEL_SECTION[data.label] != data.section:
@@ -71,6 +72,7 @@ async def list_section(
     *,
     now: datetime,
 ) -> tuple[Sequence[DossierEntry], int, uuid.UUID | None]:
+    """One page of a dossier section's entries the principal may see, with the total count."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     access.require(section)
     base = select(DossierEntry).where(
@@ -99,6 +101,7 @@ async def list_section(
 async def get(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, entry_id: uuid.UUID, *, now: datetime
 ) -> DossierEntry:
+    """Read one entry of a dossier, if its label and section are visible to the principal."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     entry = await session.scalar(
         select(DossierEntry).where(

@@ -139,6 +139,7 @@ async def open_for_referral(
 
 
 def require_case_management(access: DossierAccess) -> None:
+    """Refuse unless the access is institutional (case manager or residence comune's workers)."""
     if not access.is_institutional:
         raise Forbidden(
             "Only the case manager or the social workers of the residence comune manage the case."
@@ -153,6 +154,7 @@ async def transition(
     *,
     now: datetime,
 ) -> DossierView:
+    """Move a dossier to another state along the allowed transitions; case management only."""
     access = await load_dossier(session, principal, dossier_id, now=now, for_update=True)
     require_case_management(access)
     dossier = access.dossier

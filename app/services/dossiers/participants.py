@@ -29,6 +29,7 @@ class ParticipantNotFound(NotFound):
 async def list_for_dossier(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> Sequence[DossierParticipant]:
+    """List the organizations taking part in a dossier, audited."""
     await load_dossier(session, principal, dossier_id, now=now)
     rows = (
         await session.scalars(
@@ -56,6 +57,7 @@ async def add(
     *,
     now: datetime,
 ) -> DossierParticipant:
+    """Involve another organization in a dossier; case management only."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     if not access.is_institutional:
         raise Forbidden(
@@ -112,6 +114,7 @@ async def end(
     *,
     now: datetime,
 ) -> DossierParticipant:
+    """End an organization's participation in a dossier; case management only."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     if not access.is_institutional:
         raise Forbidden("The case manager or the social workers of the residence comune end participations.")

@@ -46,6 +46,7 @@ from app.services.events.timeline import add_event
 async def get(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> DossierView:
+    """Read a dossier as its reader may see it, audited."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     await audit.record(
         session,
@@ -62,6 +63,7 @@ async def get(
 async def timeline(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, page: PageRequest, *, now: datetime
 ) -> tuple[Sequence[DossierEvent], int, uuid.UUID | None]:
+    """One page of a dossier's timeline events the principal may see, with the total count, audited."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     condition = access.labels_subset_condition(DossierEvent.labels, DossierEvent.actor_organization_id)
     base = select(DossierEvent).where(DossierEvent.dossier_id == dossier_id, condition)
@@ -90,6 +92,7 @@ async def update(
     expected_version: int | None,
     now: datetime,
 ) -> DossierView:
+    """Change a dossier's details, refusing a stale expected version; case management only."""
     access = await load_dossier(session, principal, dossier_id, now=now, for_update=True)
     require_case_management(access)
     dossier = access.dossier

@@ -48,6 +48,7 @@ async def emit(
 
 
 def envelope(event: OutboxEvent) -> dict[str, Any]:
+    """The JSON envelope (id, type, timestamp, data) an outbox event is delivered in."""
     return {
         "id": str(event.id),
         "type": event.event_type,
@@ -57,6 +58,7 @@ def envelope(event: OutboxEvent) -> dict[str, Any]:
 
 
 async def fan_out(session: AsyncSession, event: OutboxEvent, dossier: Dossier, *, now: datetime) -> int:
+    """Queue an event's delivery to each subscription for its type concerned by the dossier; count."""
     subscriptions = (
         await session.execute(
             select(WebhookSubscription, Organization)

@@ -31,6 +31,7 @@ async def add_event(
     labels: Sequence[str] = (),
     data: dict[str, Any] | None = None,
 ) -> None:
+    """Append an event to a dossier's timeline."""
     session.add(
         DossierEvent(
             ambito_id=dossier.ambito_id,

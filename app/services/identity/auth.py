@@ -43,11 +43,13 @@ class TokenPair:
 
 
 def secret_hash(secret: str) -> bytes:
+    """The SHA-256 of a random secret (API token, session), as stored in place of the secret."""
     # The secrets are 256-bit random values, not passwords: a plain SHA-256 is the right hash.
     return hashlib.sha256(secret.encode()).digest()
 
 
 def normalise_login(login: str) -> str:
+    """A login as compared: trimmed and lower-cased."""
     return login.strip().lower()
 
 

@@ -45,6 +45,7 @@ async def record(
     login: str | None = None,
     **detail: Any,
 ) -> None:
+    """Record an authentication event (login, token use or revocation...) with the client's details."""
     session.add(
         AuthEvent(
             occurred_at=clock.now(),

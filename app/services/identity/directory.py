@@ -118,6 +118,7 @@ async def _managed_organization(
 async def list_organizations(
     *, session: AsyncSession, principal: Principal, page: PageRequest, kind: OrganizationKind | None = None
 ) -> Page[Organization]:
+    """One page of organizations: of the principal's ambito, or of every ambito for a platform admin."""
     statement = select(Organization)
     if not allowed(principal, Action.administer_platform):
         statement = statement.where(Organization.ambito_id == principal.ambito_id)
@@ -129,12 +130,14 @@ async def list_organizations(
 async def get_organization(
     *, session: AsyncSession, principal: Principal, organization_id: uuid.UUID
 ) -> Organization:
+    """Read one organization the principal may see."""
     return await _organization(session, principal, organization_id)
 
 
 async def create_organization(
     *, session: AsyncSession, principal: Principal, data: OrganizationCreate
 ) -> Organization:
+    """Create an organization; coordinators in their own ambito, platform admins in any."""
     _require_configurator(principal)
     ambito_id = data.ambito_id or principal.ambito_id
     if ambito_id != principal.ambito_id and not allowed(principal, Action.administer_platform):
@@ -154,6 +157,7 @@ async def create_organization(
 async def update_organization(
     *, session: AsyncSession, principal: Principal, organization_id: uuid.UUID, data: OrganizationUpdate
 ) -> Organization:
+    """Change an organization's details; coordinators in their own ambito, platform admins in any."""
     organization = await _organization(session, principal, organization_id)
     _require_configurator(principal)
     if not allowed(principal, Action.administer_platform) and organization.ambito_id != principal.ambito_id:
@@ -234,11 +238,13 @@ def _check_roles(principal: Principal, organization: Organization, roles: Sequen
 async def list_users(
     *, session: AsyncSession, principal: Principal, organization_id: uuid.UUID, page: PageRequest
 ) -> Page[User]:
+    """One page of the users of an organization the principal manages."""
     organization = await _managed_organization(session, principal, organization_id)
     return await _page(session, select(User).where(User.organization_id == organization.id), User, page)
 
 
 async def get_user(*, session: AsyncSession, principal: Principal, user_id: uuid.UUID) -> User:
+    """Read a user: oneself, or a user of an organization the principal manages."""
     user = await session.get(User, user_id)
     if user is None:
         raise NotFound("No such user.")
@@ -258,6 +264,7 @@ async def create_user(
     organization_id: uuid.UUID,
     data: UserCreate,
 ) -> User:
+    """Create a user in an organization the principal manages, with roles the principal may grant."""
     organization = await _managed_organization(session, principal, organization_id)
     _check_roles(principal, organization, data.roles)
     await _check_unique_user(session, data.email, data.fiscal_code, exclude=None)
@@ -284,6 +291,7 @@ async def update_user(
     user_id: uuid.UUID,
     data: UserUpdate,
 ) -> User:
+    """Change a user of an organization the principal manages (roles, password, status...)."""
     user = await session.get(User, user_id)
     organization = await session.get(Organization, user.organization_id) if user else None
     if user is None or organization is None or not _sees_organization(principal, organization):
@@ -373,6 +381,7 @@ class CreatedToken:
 async def list_api_tokens(
     *, session: AsyncSession, principal: Principal, organization_id: uuid.UUID, page: PageRequest
 ) -> Page[ApiToken]:
+    """One page of the API tokens of an organization the principal manages."""
     organization = await _managed_organization(session, principal, organization_id)
     return await _page(
         session, select(ApiToken).where(ApiToken.organization_id == organization.id), ApiToken, page
@@ -389,6 +398,7 @@ async def create_api_token(
     organization_id: uuid.UUID,
     data: ApiTokenCreate,
 ) -> CreatedToken:
+    """Issue an API token for an organization the principal manages; the secret is returned once only."""
     organization = await _managed_organization(session, principal, organization_id)
     if data.expires_in_days > max_days:
         raise field_error("body.expires_in_days", f"At most {max_days} days", "less_than_equal")
@@ -431,12 +441,14 @@ async def _managed_token(session: AsyncSession, principal: Principal, token_id: 
 
 
 async def get_api_token(*, session: AsyncSession, principal: Principal, token_id: uuid.UUID) -> ApiToken:
+    """Read one API token the principal manages."""
     return await _managed_token(session, principal, token_id)
 
 
 async def revoke_api_token(
     *, session: AsyncSession, principal: Principal, clock: Clock, client: ClientInfo, token_id: uuid.UUID
 ) -> None:
+    """Revoke an API token the principal manages and record the event; revoking twice does nothing."""
     token = await _managed_token(session, principal, token_id)
     if token.revoked_at is not None:
         return

@@ -34,6 +34,7 @@ def answer_fields(definition: Mapping[str, Any]) -> list[dict[str, Any]]:
 def validate_answers(
     definition: Mapping[str, Any], answers: Mapping[str, Any], path: str = "body.answers"
 ) -> list[FieldError]:
+    """Check a scheda's answers against a form definition; the list of field errors, empty when valid."""
     return _validate(answer_fields(definition), answers, path)
 
 

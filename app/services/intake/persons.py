@@ -53,6 +53,7 @@ def consistency_errors(person: PersonInput, path: str = "body.person") -> list[F
 
 
 async def comune_by_istat(session: AsyncSession, ambito_id: uuid.UUID, istat_code: str) -> Comune | None:
+    """The comune of the ambito with this ISTAT code, or None."""
     return await session.scalar(
         select(Comune).where(Comune.ambito_id == ambito_id, Comune.istat_code == istat_code)
     )
@@ -60,6 +61,7 @@ async def comune_by_istat(session: AsyncSession, ambito_id: uuid.UUID, istat_cod
 
 # access: intake matching inside the ambito; what the submitter learns is decided by referrals
 async def by_fiscal_code(session: AsyncSession, ambito_id: uuid.UUID, fiscal_code: str) -> Person | None:
+    """The person of the ambito with this codice fiscale, or None."""
     return await session.scalar(
         select(Person).where(Person.ambito_id == ambito_id, Person.fiscal_code == fiscal_code)
     )
@@ -92,6 +94,7 @@ async def similar(
 
 
 async def create(session: AsyncSession, ambito_id: uuid.UUID, data: PersonInput, comune: Comune) -> Person:
+    """Create a person in the ambito, resident in the given comune."""
     person = Person(
         ambito_id=ambito_id,
         fiscal_code=data.fiscal_code,
@@ -148,6 +151,7 @@ async def add_household_member(session: AsyncSession, head: Person, member: Hous
 
 # access: the registry section of a dossier its caller loaded through the policy
 async def household_of(session: AsyncSession, person: Person) -> Sequence[Person]:
+    """The other members of the person's household (empty if none)."""
     if person.household_id is None:
         return []
     return (

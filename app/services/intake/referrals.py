@@ -82,6 +82,7 @@ class Submitted:
 
 
 async def active_form(session: AsyncSession) -> ReferralForm:
+    """The active referral form (scheda di segnalazione); raises if none, as the migrations seed one."""
     form = await session.scalar(select(ReferralForm).where(ReferralForm.active))
     if form is None:  # the migrations seed version 1; no active form is a broken install
         raise RuntimeError("no active referral form")
@@ -93,6 +94,7 @@ def _caller(principal: Principal) -> str:
 
 
 def request_hash(body: ReferralCreate) -> bytes:
+    """The SHA-256 of a referral body in canonical JSON, to recognise a repeated submission."""
     canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).digest()
 
@@ -441,6 +443,7 @@ def _candidate(person: Person, comuni: dict[uuid.UUID, str]) -> Candidate:
 
 
 def to_read(referral: Referral, access: DossierAccess | None) -> ReferralRead:
+    """A referral as its reader sees it: need areas filtered by the dossier access, when given."""
     need_areas = access.visible_need_areas(referral.need_areas) if access else referral.need_areas
     return ReferralRead(
         id=referral.id,
@@ -495,6 +498,7 @@ async def get(
 async def list_for_dossier(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, page: PageRequest, *, now: datetime
 ) -> tuple[list[ReferralRead], int, uuid.UUID | None]:
+    """One page of a dossier's referrals the principal may see, with the total count."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     access.require(Section.referral)
     base = select(Referral).where(
@@ -528,6 +532,7 @@ def _may_identify(principal: Principal) -> bool:
 
 
 async def pending(session: AsyncSession, principal: Principal) -> list[tuple[Referral, list[Candidate]]]:
+    """Referrals awaiting identification in the principal's comune, with candidate persons."""
     if not _may_identify(principal):
         raise Forbidden("Social workers of the residence comune confirm who a referral is about.")
     referrals = (
@@ -560,6 +565,7 @@ async def identify(
     *,
     now: datetime,
 ) -> ReferralReceipt:
+    """Confirm who a pending referral is about (existing or new person) and file it in a dossier."""
     referral = await session.scalar(select(Referral).where(Referral.id == referral_id).with_for_update())
     if (
         not _may_identify(principal)

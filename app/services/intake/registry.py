@@ -22,6 +22,7 @@ from app.services.intake import persons
 async def read(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> tuple[Person, Sequence[Person]]:
+    """The dossier's person and household (anagrafica), audited; needs the registry section."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     access.require(Section.registry)
     person = await session.get_one(Person, access.dossier.person_id)
@@ -47,6 +48,7 @@ async def add_household_member(
     *,
     now: datetime,
 ) -> Person:
+    """Add a member to the household of the dossier's person; case management only."""
     access = await load_dossier(session, principal, dossier_id, now=now)
     access.require(Section.registry, write=True)
     if not access.is_institutional:

@@ -156,6 +156,7 @@ class CreatedSender:
 async def create_sender(
     session: AsyncSession, principal: Principal, security: Security, *, organization_id: uuid.UUID, name: str
 ) -> CreatedSender:
+    """Register an organization as an inbound sender; its secret is returned once only."""
     require(principal, Action.manage_inbound_senders)
     organization = await session.get(Organization, organization_id)
     if organization is None or organization.ambito_id != principal.ambito_id:
@@ -173,6 +174,7 @@ async def create_sender(
 
 
 async def list_senders(session: AsyncSession, principal: Principal) -> list[InboundSender]:
+    """List the ambito's inbound senders."""
     require(principal, Action.manage_inbound_senders)
     rows = await session.scalars(
         select(InboundSender).where(InboundSender.ambito_id == principal.ambito_id).order_by(InboundSender.id)
@@ -191,6 +193,7 @@ async def _own_sender(session: AsyncSession, principal: Principal, sender_id: uu
 async def rotate_sender_secret(
     session: AsyncSession, principal: Principal, security: Security, sender_id: uuid.UUID, *, now: datetime
 ) -> CreatedSender:
+    """Give an inbound sender a new secret; the previous one stays valid for the grace period."""
     sender = await _own_sender(session, principal, sender_id)
     secret = webhooks.new_secret()
     sender.previous_secret_encrypted = sender.secret_encrypted
@@ -203,6 +206,7 @@ async def rotate_sender_secret(
 async def revoke_sender(
     session: AsyncSession, principal: Principal, sender_id: uuid.UUID, *, now: datetime
 ) -> None:
+    """Revoke an inbound sender; revoking twice does nothing."""
     sender = await _own_sender(session, principal, sender_id)
     if sender.revoked_at is None:
         sender.revoked_at = now
@@ -259,6 +263,7 @@ async def receive(
     raw: bytes,
     now: datetime,
 ) -> Answer:
+    """Take an inbound message: identify the sender, check its signature and act on it."""
     try:
         sender_id = uuid.UUID(headers.get(SENDER_HEADER, ""))
     except ValueError:

@@ -52,6 +52,7 @@ class DeliveryNotFound(NotFound):
 
 
 def new_secret() -> str:
+    """A new random 256-bit signing secret, prefixed."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
@@ -72,6 +73,7 @@ def _address_allowed(address: str, settings: Settings) -> bool:
 
 
 async def resolve(host: str) -> list[str]:
+    """The IP addresses a host name resolves to, sorted."""
     infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     return sorted({str(info[4][0]) for info in infos})
 
@@ -167,6 +169,7 @@ async def create_subscription(
     organization_id: uuid.UUID | None,
     now: datetime,
 ) -> Created:
+    """Subscribe an organization to webhook events at a URL; the signing secret is returned once only."""
     allowed = _managed_organization_ids(principal)
     owner_id = organization_id or principal.organization_id
     owner = await session.get(Organization, owner_id)
@@ -196,6 +199,7 @@ async def create_subscription(
 
 
 async def list_subscriptions(session: AsyncSession, principal: Principal) -> Sequence[WebhookSubscription]:
+    """List the webhook subscriptions of the ambito the principal manages, deleted ones left out."""
     allowed = _managed_organization_ids(principal)
     statement = select(WebhookSubscription).where(
         WebhookSubscription.ambito_id == principal.ambito_id, WebhookSubscription.deleted_at.is_(None)
@@ -208,6 +212,7 @@ async def list_subscriptions(session: AsyncSession, principal: Principal) -> Seq
 async def get_subscription(
     session: AsyncSession, principal: Principal, subscription_id: uuid.UUID
 ) -> WebhookSubscription:
+    """Read one webhook subscription the principal manages."""
     return await _subscription(session, principal, subscription_id)
 
 
@@ -218,6 +223,7 @@ async def set_status(
     status: SubscriptionStatus,
     reason: str | None,
 ) -> WebhookSubscription:
+    """Pause or resume a webhook subscription, with the reason for a pause."""
     subscription = await _subscription(session, principal, subscription_id)
     subscription.status = status
     subscription.paused_reason = reason if status == SubscriptionStatus.paused else None
@@ -249,6 +255,7 @@ async def rotate_secret(
 async def delete_subscription(
     session: AsyncSession, principal: Principal, subscription_id: uuid.UUID, *, now: datetime
 ) -> None:
+    """Delete a webhook subscription and stop its pending deliveries."""
     subscription = await _subscription(session, principal, subscription_id)
     subscription.deleted_at = now
     await session.execute(
@@ -272,6 +279,7 @@ async def list_deliveries(
     after: uuid.UUID | None,
     limit: int,
 ) -> Sequence[WebhookDelivery]:
+    """List the webhook deliveries of subscriptions the principal manages, filtered and paged by id."""
     allowed = _managed_organization_ids(principal)
     statement = (
         select(WebhookDelivery)
@@ -295,6 +303,7 @@ async def list_deliveries(
 async def get_delivery(
     session: AsyncSession, principal: Principal, delivery_id: uuid.UUID
 ) -> WebhookDelivery:
+    """Read one webhook delivery of a subscription the principal manages."""
     delivery = await session.get(WebhookDelivery, delivery_id)
     if delivery is None:
         raise DeliveryNotFound()

@@ -18,6 +18,7 @@ class BootstrapError(Exception):
 
 
 async def create_ambito(*, session: AsyncSession, code: str, name: str) -> uuid.UUID:
+    """Create an ambito (its code upper-cased) from the command line; returns its id."""
     ambito = Ambito(code=code.upper(), name=name)
     session.add(ambito)
     await session.flush()
@@ -34,6 +35,7 @@ async def _ambito_id(session: AsyncSession, code: str) -> uuid.UUID:
 async def create_organization(
     *, session: AsyncSession, ambito_code: str, kind: OrganizationKind, name: str
 ) -> uuid.UUID:
+    """Create a non-comune organization in an ambito from the command line; returns its id."""
     if kind == OrganizationKind.comune:
         raise BootstrapError("comuni are created with their ISTAT code (snodo seed-demo, or the API)")
     organization = Organization(ambito_id=await _ambito_id(session, ambito_code), kind=kind, name=name)
@@ -53,6 +55,7 @@ async def create_user(
     password_hash: str,
     is_org_admin: bool,
 ) -> uuid.UUID:
+    """Create a user in an organization of an ambito from the command line; returns its id."""
     ambito_id = await _ambito_id(session, ambito_code)
     organization = await session.scalar(
         select(Organization).where(

@@ -31,6 +31,7 @@ class RuleNotFound(NotFound):
 
 
 async def get_pool(session: AsyncSession, principal: Principal, pool_id: uuid.UUID) -> Pool:
+    """A pool of the principal's ambito, or PoolNotFound."""
     pool = await session.get(Pool, pool_id)
     if pool is None or pool.ambito_id != principal.ambito_id:
         raise PoolNotFound()
@@ -38,6 +39,7 @@ async def get_pool(session: AsyncSession, principal: Principal, pool_id: uuid.UU
 
 
 async def territory(session: AsyncSession, pool_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The comuni each of the given pools covers."""
     rows = (
         await session.execute(
             select(PoolComune.pool_id, PoolComune.comune_id).where(PoolComune.pool_id.in_(pool_ids))
@@ -50,6 +52,7 @@ async def territory(session: AsyncSession, pool_ids: Sequence[uuid.UUID]) -> dic
 
 
 async def members(session: AsyncSession, pool_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[PoolMember]]:
+    """The members of each of the given pools."""
     rows = (
         await session.scalars(
             select(PoolMember).where(PoolMember.pool_id.in_(pool_ids)).order_by(PoolMember.id)
@@ -62,6 +65,7 @@ async def members(session: AsyncSession, pool_ids: Sequence[uuid.UUID]) -> dict[
 
 
 async def list_pools(session: AsyncSession, principal: Principal) -> Sequence[Pool]:
+    """The pools of the principal's ambito, by name."""
     return (
         await session.scalars(select(Pool).where(Pool.ambito_id == principal.ambito_id).order_by(Pool.name))
     ).all()
@@ -87,6 +91,7 @@ async def _check_comuni(
 
 
 async def create_pool(session: AsyncSession, principal: Principal, data: PoolCreate) -> Pool:
+    """Create a pool in the ambito with its territory; pool configurators only."""
     require(principal, Action.configure_pools)
     if data.active_until is not None and data.active_until < data.active_from:
         raise field_error("body.active_until", "Before active_from", "date_order")
@@ -117,6 +122,7 @@ async def create_pool(session: AsyncSession, principal: Principal, data: PoolCre
 async def update_pool(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID, data: PoolUpdate
 ) -> Pool:
+    """Change a pool's name, end date, response days or territory; pool configurators only."""
     require(principal, Action.configure_pools)
     pool = await get_pool(session, principal, pool_id)
     if data.name is not None:
@@ -147,6 +153,7 @@ async def update_pool(
 async def add_member(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID, data: PoolMemberCreate, *, now: datetime
 ) -> PoolMember:
+    """Add an organization (or one of its users) to a pool; pool configurators only."""
     require(principal, Action.configure_pools)
     pool = await get_pool(session, principal, pool_id)
     organization = await session.get(Organization, data.organization_id)
@@ -191,6 +198,7 @@ async def remove_member(
 
 
 async def list_rules(session: AsyncSession, principal: Principal) -> Sequence[RoutingRule]:
+    """The routing rules of the principal's ambito, in the order they are tried."""
     return (
         await session.scalars(
             select(RoutingRule)
@@ -201,6 +209,7 @@ async def list_rules(session: AsyncSession, principal: Principal) -> Sequence[Ro
 
 
 async def create_rule(session: AsyncSession, principal: Principal, data: RoutingRuleCreate) -> RoutingRule:
+    """Create a routing rule with its conditions and target pools; pool configurators only."""
     require(principal, Action.configure_pools)
     if data.min_age is not None and data.max_age is not None and data.min_age > data.max_age:
         raise field_error("body.max_age", "Smaller than min_age", "age_band")
@@ -241,6 +250,7 @@ async def create_rule(session: AsyncSession, principal: Principal, data: Routing
 async def update_rule(
     session: AsyncSession, principal: Principal, rule_id: uuid.UUID, data: RoutingRuleUpdate
 ) -> RoutingRule:
+    """Change a routing rule's name, priority or active flag; pool configurators only."""
     require(principal, Action.configure_pools)
     rule = await session.get(RoutingRule, rule_id)
     if rule is None or rule.ambito_id != principal.ambito_id:

@@ -73,6 +73,7 @@ async def _routed_here(
 async def schedule(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID, data: MeetingCreate, *, now: datetime
 ) -> PoolMeeting:
+    """Schedule a future pool meeting on dossiers routed to the pool; members or coordinators."""
     pool = await get_pool(session, principal, pool_id)
     await _require_member_or_coordinator(session, principal, pool.id)
     errors = []
@@ -165,6 +166,7 @@ async def get(
 async def list_for_pool(
     session: AsyncSession, principal: Principal, pool_id: uuid.UUID
 ) -> Sequence[PoolMeeting]:
+    """A pool's latest meetings, newest first; members or coordinators."""
     pool = await get_pool(session, principal, pool_id)
     await _require_member_or_coordinator(session, principal, pool.id)
     return (
@@ -180,6 +182,7 @@ async def list_for_pool(
 async def upcoming_for_me(
     session: AsyncSession, principal: Principal, *, now: datetime
 ) -> Sequence[PoolMeeting]:
+    """The scheduled meetings to come for the principal's pools, or that the user attends."""
     condition = _membership(principal, PoolMeeting.pool_id)
     if principal.kind == "user":
         condition = or_(condition, literal(principal.id) == any_(PoolMeeting.attendee_user_ids))

@@ -128,12 +128,14 @@ class Decision:
 
 
 def age_on(birth_date: date | None, today: date) -> int | None:
+    """A person's age in whole years on a day; None without a birth date."""
     if birth_date is None:
         return None
     return today.year - birth_date.year - ((today.month, today.day) < (birth_date.month, birth_date.day))
 
 
 def evaluate(rule: RoutingRule, facts: Facts, comune_names: dict[uuid.UUID, str]) -> RuleEvaluationRead:
+    """Check each condition of a routing rule against a dossier's facts, saying which matched."""
     checks: list[ConditionCheck] = []
     if rule.comune_ids:
         checks.append(
@@ -196,6 +198,7 @@ def evaluate(rule: RoutingRule, facts: Facts, comune_names: dict[uuid.UUID, str]
 
 
 async def decide(session: AsyncSession, facts: Facts) -> Decision:
+    """Try the ambito's active routing rules in order on the facts, keeping every evaluation."""
     rules = (
         await session.scalars(
             select(RoutingRule)
@@ -256,6 +259,7 @@ async def decide(session: AsyncSession, facts: Facts) -> Decision:
 async def preview(
     session: AsyncSession, principal: Principal, data: RoutingPreviewRequest, *, now: datetime
 ) -> RoutingPreview:
+    """What the routing rules would decide for hypothetical facts, without a dossier."""
     comune = await session.scalar(
         select(Comune).where(
             Comune.ambito_id == principal.ambito_id, Comune.istat_code == data.residence_comune_istat
@@ -281,6 +285,7 @@ async def preview(
 
 # access: the routing engine's inputs, for a dossier its caller holds
 async def facts_for(session: AsyncSession, dossier: Dossier, *, now: datetime) -> Facts:
+    """The facts routing rules look at, taken from a dossier and its person."""
     person = await session.get_one(Person, dossier.person_id)
     comune = await session.get_one(Comune, dossier.residence_comune_id)
     return Facts(
@@ -521,6 +526,7 @@ async def add_routing(
     *,
     now: datetime,
 ) -> DossierRouting:
+    """Route a dossier to a pool of its ambito, with the reason."""
     dossier = await _for_routing(session, principal, dossier_id, now=now)
     pool = await session.get(Pool, pool_id)
     if pool is None or pool.ambito_id != dossier.ambito_id:
@@ -574,6 +580,7 @@ async def end_routing(
     *,
     now: datetime,
 ) -> DossierRouting:
+    """End a dossier's routing to a pool, with the reason."""
     dossier = await _for_routing(session, principal, dossier_id, now=now)
     routing = await session.scalar(
         select(DossierRouting)
@@ -635,6 +642,7 @@ async def transfer_routing(
     *,
     now: datetime,
 ) -> DossierRouting:
+    """Move a dossier from one pool to another: end the routing and add a new one."""
     await end_routing(session, principal, dossier_id, routing_id, f"Trasferita: {reason}", now=now)
     return await add_routing(session, principal, dossier_id, pool_id, reason, now=now)
 
@@ -642,6 +650,7 @@ async def transfer_routing(
 async def routings_of(
     session: AsyncSession, principal: Principal, dossier_id: uuid.UUID, *, now: datetime
 ) -> list[tuple[DossierRouting, Sequence[RoutingTask]]]:
+    """A dossier's routings, each with its tasks."""
     if allowed(principal, Action.oversee_routing):
         dossier = await _for_routing(session, principal, dossier_id, now=now)
     else:
@@ -701,6 +710,7 @@ async def answer(
     reason: str | None,
     now: datetime,
 ) -> RoutingTask:
+    """Accept, decline or complete a routing task of the principal's organization, if its status allows."""
     task, access = await _own_task(session, principal, task_id, now=now)
     allowed_from, to = _ANSWERS[verb]
     if task.status not in allowed_from:
@@ -745,6 +755,7 @@ async def answer(
 async def my_tasks(
     session: AsyncSession, principal: Principal, *, status: TaskStatus | None, now: datetime
 ) -> Sequence[RoutingTask]:
+    """The routing tasks of the principal's organization on dossiers it sees, by due date."""
     statement = (
         select(RoutingTask)
         .join(Dossier, Dossier.id == RoutingTask.dossier_id)
@@ -781,6 +792,7 @@ class Queue:
 
 
 async def coordinator_queue(session: AsyncSession, principal: Principal, *, now: datetime) -> Queue:
+    """The coordinator's queue: the dossiers awaiting routing and the overdue tasks."""
     unrouted = (
         await session.scalars(
             select(Dossier)
