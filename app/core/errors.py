@@ -166,18 +166,19 @@ UNAVAILABLE = frozenset(
         "57P03",  # cannot_connect_now: the database system is starting up / shutting down
     }
 )
-LOST_DETAIL = {
-    "en": "The connection to the database was lost before the request finished. Send it again.",
-    "it": "La connessione al database si è interrotta prima della fine della richiesta. Inviatela di nuovo.",
-}
-UNREACHABLE_DETAIL = {
-    "en": "The database cannot be reached now; nothing was changed. Send the request again.",
-    "it": "Il database non è raggiungibile ora; nulla è stato modificato. Inviate di nuovo la richiesta.",
-}
-BUSY_DETAIL = {
-    "en": "The database could not finish the request now; nothing was changed. Send it again.",
-    "it": "Il database non ha potuto completare la richiesta; nulla è stato modificato. Inviatela di nuovo.",
-}
+# Each detail in English and Italian (ProblemError picks the client's language).
+LOST_DETAIL = (
+    "The connection to the database was lost before the request finished. Send it again.",
+    "La connessione al database si è interrotta prima della fine della richiesta. Inviatela di nuovo.",
+)
+UNREACHABLE_DETAIL = (
+    "The database cannot be reached now; nothing was changed. Send the request again.",
+    "Il database non è raggiungibile ora; nulla è stato modificato. Inviate di nuovo la richiesta.",
+)
+BUSY_DETAIL = (
+    "The database could not finish the request now; nothing was changed. Send it again.",
+    "Il database non ha potuto completare la richiesta; nulla è stato modificato. Inviatela di nuovo.",
+)
 RETRY_AFTER_S = "5"
 
 
@@ -186,7 +187,6 @@ async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
     connection lost (PostgreSQL restarted, the backend terminated) or one that cannot be opened
     (PostgreSQL stopped, starting up or shutting down) is a 503 to retry; any other database
     error is a bug (500)."""
-    language = _language(request)
     orig = getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or getattr(exc, "sqlstate", None)
     cause = getattr(orig, "__cause__", None)
@@ -197,9 +197,8 @@ async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
         detail = LOST_DETAIL
     elif (
         (isinstance(exc, OSError) and _raised_by_the_driver(exc))
-        or isinstance(exc, asyncpg.CannotConnectNowError)
         or isinstance(cause, OSError | asyncpg.PostgresConnectionError)
-        or sqlstate in UNAVAILABLE
+        or sqlstate in UNAVAILABLE  # 57P03 is asyncpg's CannotConnectNowError
     ):
         logger.warning("database unavailable", extra={"path": request.url.path, "sqlstate": sqlstate})
         detail = UNREACHABLE_DETAIL
@@ -208,7 +207,8 @@ async def _handle_database(request: Request, exc: Exception) -> JSONResponse:
         detail = BUSY_DETAIL
     else:
         return await _handle_unexpected(request, exc)
-    busy = Busy(detail[language], headers={"Retry-After": RETRY_AFTER_S})
+    english, italian = detail
+    busy = Busy(english, detail_it=italian, headers={"Retry-After": RETRY_AFTER_S})
     return await _handle_problem(request, busy)
 
 
