@@ -421,13 +421,8 @@ async def dossier_for_action(
     """A dossier of the principal's ambito for an action that shows none of its content (the
     coordinator's routing of it, the DPO's look at its access log); DossierNotFound otherwise."""
     require(principal, action)
-    statement = select(Dossier).where(Dossier.id == dossier_id, Dossier.ambito_id == principal.ambito_id)
-    if for_update:
-        statement = statement.with_for_update()
-    dossier = await session.scalar(statement)
-    if dossier is None:
-        raise DossierNotFound()
-    return dossier
+    statement = select(Dossier).where(Dossier.id == dossier_id)
+    return await _in_ambito(session, principal, statement.with_for_update() if for_update else statement)
 
 
 def ambito_rows(principal: Principal, action: Action, ambito_column: Any) -> ColumnElement[bool]:
@@ -448,14 +443,19 @@ async def break_glass_target(
     """The dossier an emergency access asks for, by id or by the person's codice fiscale, in the
     principal's ambito; DossierNotFound otherwise. Opening it is the caller's (reasoned, bounded)."""
     require(principal, Action.open_break_glass)
-    statement = select(Dossier).where(Dossier.ambito_id == principal.ambito_id)
+    statement = select(Dossier)
     if dossier_id is not None:
         statement = statement.where(Dossier.id == dossier_id)
     else:
         statement = statement.join(Person, Person.id == Dossier.person_id).where(
             Person.fiscal_code == fiscal_code
         )
-    dossier = await session.scalar(statement)
+    return await _in_ambito(session, principal, statement)
+
+
+async def _in_ambito(session: AsyncSession, principal: Principal, statement: Select[Dossier]) -> Dossier:
+    """The one dossier the statement finds in the principal's ambito; DossierNotFound otherwise."""
+    dossier = await session.scalar(statement.where(Dossier.ambito_id == principal.ambito_id))
     if dossier is None:
         raise DossierNotFound()
     return dossier

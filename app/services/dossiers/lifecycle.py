@@ -7,29 +7,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    select,
-)
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.enums import (
-    AuditAction,
-    Compartment,
-    DossierState,
-    Urgency,
-)
+from app.core.enums import AuditAction, Compartment, DossierState, Urgency
 from app.core.principal import Principal
 from app.core.problems import Conflict, Forbidden, field_error
-from app.models import (
-    Dossier,
-    Person,
-)
+from app.models import Dossier, Person
 from app.schemas.intake import TransitionCreate
 from app.services.access import audit
-from app.services.access.policy import (
-    DossierAccess,
-    load_dossier,
-)
+from app.services.access.policy import DossierAccess, load_dossier
 from app.services.dossiers.views import DossierView, view_of
 from app.services.events.outbox import emit
 from app.services.events.timeline import add_event
@@ -224,12 +211,11 @@ def guard(state: DossierState, name: str) -> Callable[[Guard], Guard]:
     return register
 
 
-async def _not_built(session: AsyncSession, dossier: Dossier) -> str | None:
+# Plans are not built yet (issue 18 registers the real check in its place): nothing enters
+# progetto_attivo, and the refusal says what will be needed.
+@guard(S.progetto_attivo, "agreed_plan")
+async def _no_plans_yet(session: AsyncSession, dossier: Dossier) -> str | None:
     return "An agreed plan with an objective, a strategy and the commitments is needed first."
-
-
-# Plans are not built yet (issue 18 registers the real check): nothing enters progetto_attivo.
-_GUARDS[S.progetto_attivo] = {"agreed_plan": _not_built}
 
 
 async def _check_guards(session: AsyncSession, dossier: Dossier, state: DossierState) -> None:

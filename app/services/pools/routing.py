@@ -509,10 +509,9 @@ async def _for_routing(
 ) -> Dossier:
     """The dossier as the coordinator handles it: only its routing, none of its content."""
     if allowed(principal, Action.oversee_routing):
-        dossier = await dossier_for_action(
+        return await dossier_for_action(
             session, principal, dossier_id, Action.oversee_routing, for_update=True
         )
-        return dossier
     await load_dossier(session, principal, dossier_id, now=now)  # 404 if invisible
     raise Forbidden("Routing is changed by the Ufficio di Piano's coordinators.")
 
@@ -652,7 +651,8 @@ async def routings_of(
 ) -> list[tuple[DossierRouting, Sequence[RoutingTask]]]:
     """A dossier's routings, each with its tasks."""
     if allowed(principal, Action.oversee_routing):
-        dossier = await _for_routing(session, principal, dossier_id, now=now)
+        # The coordinator reads the routings only: no row lock (_for_routing locks, to change them).
+        dossier = await dossier_for_action(session, principal, dossier_id, Action.oversee_routing)
     else:
         dossier = (await load_dossier(session, principal, dossier_id, now=now)).dossier
     routings = (
