@@ -6,35 +6,18 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import (
-    func,
-    select,
-)
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.enums import (
-    AuditAction,
-    ConfidentialityLabel,
-    NeedArea,
-    Role,
-)
+from app.core.enums import AuditAction, ConfidentialityLabel, NeedArea, Role
 from app.core.pagination import PageRequest
 from app.core.principal import Principal
 from app.core.problems import Forbidden, PreconditionFailed, field_error
-from app.models import (
-    AuditEvent,
-    Dossier,
-    DossierEvent,
-    User,
-)
+from app.models import AuditEvent, Dossier, DossierEvent, User
 from app.schemas.intake import DossierUpdate
 from app.services.access import audit
 from app.services.access.actions import Action, allowed
-from app.services.access.policy import (
-    NEED_AREA_LABEL,
-    dossier_for_action,
-    load_dossier,
-)
+from app.services.access.policy import NEED_AREA_LABEL, dossier_for_action, load_dossier
 from app.services.dossiers.lifecycle import require_case_management
 from app.services.dossiers.views import DossierView, view_of
 from app.services.events.timeline import add_event

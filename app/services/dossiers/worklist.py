@@ -29,22 +29,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from app.core.db import set_local
-from app.core.enums import (
-    AuditAction,
-    DossierState,
-    NeedArea,
-    TaskStatus,
-)
+from app.core.enums import AuditAction, DossierState, NeedArea, TaskStatus
 from app.core.pagination import PageRequest
 from app.core.principal import Principal
 from app.core.problems import field_error
-from app.models import (
-    Dossier,
-    DossierParticipant,
-    DossierRouting,
-    Person,
-    RoutingTask,
-)
+from app.models import Dossier, DossierParticipant, DossierRouting, Person, RoutingTask
 from app.models.dossier import SPECIAL_NEED_PREDICATE
 from app.services.access import audit
 from app.services.access.policy import (

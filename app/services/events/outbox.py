@@ -5,17 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    any_,
-    func,
-    literal,
-    select,
-)
+from sqlalchemy import any_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.enums import (
-    DeliveryStatus,
-)
+from app.core.enums import DeliveryStatus
 from app.models import Dossier, Organization, OutboxEvent, WebhookDelivery, WebhookSubscription
 from app.services.access import policy
 

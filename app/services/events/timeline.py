@@ -8,14 +8,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.enums import (
-    DossierState,
-)
+from app.core.enums import DossierState
 from app.core.principal import Principal
-from app.models import (
-    Dossier,
-    DossierEvent,
-)
+from app.models import Dossier, DossierEvent
 
 
 async def add_event(
